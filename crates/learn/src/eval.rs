@@ -1,0 +1,129 @@
+//! Evaluation under the RLScheduler protocol: `n` windows of `len` jobs from
+//! seeded random starts, mean bounded slowdown per policy (mean over windows
+//! of each window's mean), for baselines (`sjf+easy`, ...) and trained
+//! models (`lm:<name>` or `lm:<name>+easy`, loaded from the registry).
+
+use std::path::Path;
+
+use llmchain_core::Policy;
+use llmchain_policy::{BuildCtx, Mode};
+use llmchain_sim::{SimConfig, Workload};
+use serde::{Deserialize, Serialize};
+
+use crate::card::{load_by_name, LoadedModel};
+use crate::LearnError;
+
+/// What to evaluate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// Workload spec (`swf:data/traces/lublin_256.swf`, `deeprm:load=1.1`).
+    pub workload: String,
+    /// Windows.
+    pub sequences: usize,
+    /// Jobs per window.
+    pub length: usize,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Policy specs: baselines as `llmchain_policy::build` takes them, models as `lm:<name>[+mode]`.
+    pub policies: Vec<String>,
+}
+
+/// One policy's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// Policy name.
+    pub policy: String,
+    /// Mean over windows of the window's mean bounded slowdown.
+    pub bsld: f64,
+    /// Per-window mean bounded slowdown.
+    pub per_window: Vec<f64>,
+    /// Mean over windows of the mean wait (s).
+    pub wait: f64,
+    /// Mean over windows of the mean slowdown.
+    pub slowdown: f64,
+    /// Decisions rejected by the validator, summed.
+    pub rejected: u64,
+}
+
+/// The evaluation result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// The configuration.
+    pub config: EvalConfig,
+    /// Window starts (job indices) that were evaluated.
+    pub windows: Vec<usize>,
+    /// Whether the workload's estimates are the actual runtimes.
+    pub perfect_estimates: bool,
+    /// One row per policy.
+    pub rows: Vec<EvalRow>,
+}
+
+/// Build a policy from a spec: `lm:<name>[+mode]` from `models_root`, else a baseline.
+pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + Send>, LearnError> {
+    if let Some(rest) = spec.strip_prefix("lm:") {
+        let (name, mode) = match rest.split_once('+') {
+            Some((n, m)) => (n, Mode::parse(m).ok_or_else(|| LearnError::Policy { spec: spec.into(), reason: format!("unknown mode `{m}` (strict, greedy, easy, cons)") })?),
+            None => (rest, Mode::Strict),
+        };
+        return match load_by_name(models_root, name)? {
+            LoadedModel::SchedLm(m) => Ok(m.boxed_policy(mode)),
+            LoadedModel::Runtime(..) => Err(LearnError::Policy { spec: spec.into(), reason: format!("`{name}` is a runtime predictor, not a scheduling model") }),
+        };
+    }
+    llmchain_policy::build(spec, &BuildCtx::default()).map_err(|e| LearnError::Policy { spec: spec.into(), reason: e.to_string() })
+}
+
+/// Run `policies` on the protocol's windows of `w`.
+pub fn eval_workload(w: &Workload, cfg: &EvalConfig, models_root: &Path) -> Result<EvalReport, LearnError> {
+    let seqs = llmchain_sim::sample(w, cfg.sequences, cfg.length, cfg.seed).map_err(LearnError::sim("sampling evaluation windows"))?;
+    let mut rows = Vec::new();
+    for spec in &cfg.policies {
+        let mut per = Vec::new();
+        let (mut wait, mut sld, mut rej) = (0.0, 0.0, 0);
+        let mut name = spec.clone();
+        for s in &seqs {
+            let mut p = build_policy(spec, models_root)?;
+            name = p.name().to_string();
+            let r = llmchain_sim::run(s, &mut p, &SimConfig::default()).map_err(LearnError::sim(format!("running {spec}")))?;
+            per.push(r.metrics.bounded_slowdown.mean);
+            wait += r.metrics.wait.mean;
+            sld += r.metrics.slowdown.mean;
+            rej += r.metrics.rejected;
+        }
+        let n = per.len().max(1) as f64;
+        rows.push(EvalRow { policy: name, bsld: per.iter().sum::<f64>() / n, per_window: per, wait: wait / n, slowdown: sld / n, rejected: rej });
+    }
+    Ok(EvalReport {
+        config: cfg.clone(),
+        windows: seqs.iter().filter_map(|s| s.meta.window.map(|w| w.start)).collect(),
+        perfect_estimates: w.meta.perfect_estimates,
+        rows,
+    })
+}
+
+/// Load `cfg.workload` and evaluate.
+pub fn eval(cfg: &EvalConfig, models_root: &Path) -> Result<EvalReport, LearnError> {
+    let w = crate::lm::train::load_source(&cfg.workload, cfg.seed)?;
+    eval_workload(&w, cfg, models_root)
+}
+
+/// The report as a plain-text table.
+pub fn format_table(r: &EvalReport) -> String {
+    let mut s = format!(
+        "{} — {} windows x {} jobs, seed {}{}\n{:<28} {:>10} {:>12} {:>10} {:>8}\n",
+        r.config.workload,
+        r.config.sequences,
+        r.config.length,
+        r.config.seed,
+        if r.perfect_estimates { " (perfect estimates)" } else { "" },
+        "policy",
+        "avg bsld",
+        "avg wait s",
+        "slowdown",
+        "rejected"
+    );
+    for row in &r.rows {
+        s.push_str(&format!("{:<28} {:>10.2} {:>12.0} {:>10.2} {:>8}\n", row.policy, row.bsld, row.wait, row.slowdown, row.rejected));
+    }
+    s
+}

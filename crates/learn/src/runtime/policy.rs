@@ -1,0 +1,144 @@
+//! [`PredictedEstimates`]: a [`Policy`] wrapper that replaces the runtime
+//! estimates a policy sees with predicted ones (`sjf+easy+pred`), without
+//! changing the simulator.
+//!
+//! At every decision it copies the snapshot, rewrites
+//! `WaitingTask::estimate` with the chosen [`EstimateSource`] and, for
+//! running tasks, `RunningTask::expected_end` = start + predicted runtime
+//! (a task that has outlived its prediction is expected to end after as long
+//! again as it has run, capped by its requested end), then delegates.
+//! User histories grow online from [`Policy::feedback`], so predictions use
+//! only what had ended before the task was first seen.
+
+use std::collections::HashMap;
+
+use llmchain_core::{Decision, Dur, Outcome, Policy, PolicyStats, RunningTask, Snapshot, TaskId, WaitingTask};
+
+use super::{JobRecord, RuntimePredictor, UserHistory};
+
+/// Which runtime estimate the wrapped policy sees.
+#[derive(Clone, Debug)]
+pub enum EstimateSource {
+    /// The user's request (no rewrite; the wrapper is transparent).
+    Request,
+    /// Mean of the user's last two ended runtimes (request when no history).
+    Last2,
+    /// The trained predictor.
+    Model(Box<RuntimePredictor>),
+}
+
+impl EstimateSource {
+    /// Suffix used in policy names: `req`, `last2`, `pred`.
+    pub fn suffix(&self) -> &'static str {
+        match self {
+            EstimateSource::Request => "req",
+            EstimateSource::Last2 => "last2",
+            EstimateSource::Model(_) => "pred",
+        }
+    }
+}
+
+/// See the [module docs](self).
+pub struct PredictedEstimates<P: Policy> {
+    inner: P,
+    name: String,
+    source: EstimateSource,
+    /// Static job fields, index = `TaskId`.
+    jobs: Vec<JobRecord>,
+    hist: UserHistory,
+    cache: HashMap<TaskId, Dur>,
+    waiting: Vec<WaitingTask>,
+    running: Vec<RunningTask>,
+}
+
+impl<P: Policy> PredictedEstimates<P> {
+    /// Wrap `inner`. `jobs[i]` must describe `TaskId(i)` of the workload being
+    /// run; `history` holds what had ended before the workload's first task.
+    pub fn new(inner: P, source: EstimateSource, jobs: Vec<JobRecord>, history: UserHistory) -> Self {
+        let name = format!("{}+{}", inner.name(), source.suffix());
+        PredictedEstimates {
+            inner,
+            name,
+            source,
+            jobs,
+            hist: history,
+            cache: HashMap::new(),
+            waiting: Vec::new(),
+            running: Vec::new(),
+        }
+    }
+
+    fn estimate(&mut self, id: TaskId, fallback: Option<Dur>) -> Option<Dur> {
+        if matches!(self.source, EstimateSource::Request) {
+            return fallback;
+        }
+        if let Some(d) = self.cache.get(&id) {
+            return Some(*d);
+        }
+        let j = self.jobs.get(id.0 as usize)?;
+        let secs = match &self.source {
+            EstimateSource::Request => unreachable!("handled above"),
+            EstimateSource::Last2 => self.hist.last2(j.user).or_else(|| fallback.map(|d| d.as_secs_f64()))?,
+            EstimateSource::Model(m) => m.predict_secs(&self.hist.features(j)),
+        };
+        let d = Dur((secs.max(1.0) * 1000.0).round() as u64);
+        self.cache.insert(id, d);
+        Some(d)
+    }
+}
+
+impl<P: Policy> Policy for PredictedEstimates<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        let mut waiting = std::mem::take(&mut self.waiting);
+        let mut running = std::mem::take(&mut self.running);
+        waiting.clear();
+        running.clear();
+        for t in snap.waiting {
+            let mut t = t.clone();
+            t.estimate = self.estimate(t.id, t.estimate);
+            waiting.push(t);
+        }
+        let now = snap.now;
+        for r in snap.running {
+            let mut r = r.clone();
+            let requested_end = r.expected_end;
+            if let Some(est) = self.estimate(r.id, requested_end.map(|e| e.saturating_since(r.start))) {
+                let predicted = r.start + est;
+                r.expected_end = Some(if predicted > now {
+                    predicted
+                } else {
+                    let again = now + Dur(now.saturating_since(r.start).0.max(60_000));
+                    match requested_end {
+                        Some(req) if req > now => req.min(again),
+                        _ => again,
+                    }
+                });
+            }
+            running.push(r);
+        }
+        let view = Snapshot::new(now, snap.nodes, &waiting, &running);
+        self.inner.decide(&view, out);
+        self.waiting = waiting;
+        self.running = running;
+    }
+
+    fn feedback(&mut self, o: &Outcome) {
+        if let Some(j) = self.jobs.get(o.task.0 as usize) {
+            self.hist.push(j.user, o.runtime().as_secs_f64(), j.req_time as f64, j.executable);
+        }
+        self.cache.remove(&o.task);
+        self.inner.feedback(o);
+    }
+
+    fn rejected(&mut self, r: &[llmchain_core::Rejection]) {
+        self.inner.rejected(r)
+    }
+
+    fn stats(&self) -> PolicyStats {
+        self.inner.stats()
+    }
+}

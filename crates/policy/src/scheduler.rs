@@ -1,0 +1,624 @@
+//! [`Scheduler`]: any [`Ordering`] combined with any [`Mode`], as a
+//! [`Policy`]. Holds all per-decision scratch buffers so a decision does not
+//! allocate once the buffers have grown to the queue size.
+
+use std::cmp::Ordering as Cmp;
+
+use llmchain_core::{Decision, Dur, NodeId, Policy, PolicyStats, Resources, Snapshot, TaskId, Time, WaitingTask};
+
+use crate::mode::CONS_DEPTH;
+use crate::order::{Ordering, PlanView};
+use crate::profile::{Profile, Release, FOREVER};
+use crate::Mode;
+
+/// Sort key of one waiting task: score, then submit time, then id (total).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Key {
+    pub score: f64,
+    pub submit: Time,
+    pub id: TaskId,
+    pub idx: usize,
+}
+
+impl Key {
+    pub fn cmp(&self, other: &Key) -> Cmp {
+        self.score
+            .total_cmp(&other.score)
+            .then(self.submit.cmp(&other.submit))
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// Score with NaN mapped to `+∞` (so it sorts last, deterministically).
+fn clean(s: f64) -> f64 {
+    if s.is_nan() {
+        f64::INFINITY
+    } else {
+        s
+    }
+}
+
+/// Score every waiting task against `free` and sort (the decision's priority order).
+pub(crate) fn sort_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
+    let view = PlanView { snap, free };
+    keys.clear();
+    keys.extend(snap.waiting.iter().enumerate().map(|(idx, t)| Key {
+        score: clean(order.score(&view, idx, t)),
+        submit: t.submit,
+        id: t.id,
+        idx,
+    }));
+    keys.sort_unstable_by(Key::cmp);
+}
+
+/// The node to put `t` on among those where it fits in `free` and `allowed`
+/// says yes: the ordering's preferred placement (lowest, ties to the lower
+/// node id), or first-fit by node id.
+fn place<O: Ordering + ?Sized>(
+    order: &O,
+    snap: &Snapshot<'_>,
+    free: &[Resources],
+    t: &WaitingTask,
+    allowed: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let mut best: Option<(f64, usize)> = None;
+    for (n, f) in free.iter().enumerate() {
+        if !t.request.fits_in(f) || !allowed(n) {
+            continue;
+        }
+        match order.placement(t, f, &snap.nodes[n].capacity) {
+            None => return Some(n),
+            Some(s) => {
+                let s = clean(s);
+                if best.map_or(true, |(b, _)| s < b) {
+                    best = Some((s, n));
+                }
+            }
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
+/// Whether some node could hold `t` when empty.
+fn can_ever_fit(snap: &Snapshot<'_>, t: &WaitingTask) -> bool {
+    snap.nodes.iter().any(|n| t.request.fits_in(&n.capacity))
+}
+
+/// When a task is expected to release its resources, as seen at `now`:
+/// `start + estimate`; a task with no estimate, or already past its
+/// expected end, is assumed to end at `now + 1 ms` (the earliest possible
+/// future instant). That assumption is the most protective one for
+/// reservations: it makes the shadow time as early as possible, so less
+/// backfilling can be proven harmless.
+fn expected_release(now: Time, expected_end: Option<Time>) -> Time {
+    match expected_end {
+        Some(e) if e > now => e,
+        _ => now + Dur(1),
+    }
+}
+
+/// A task's estimated duration in ms (≥ 1), or [`FOREVER`] when unknown.
+fn dur_ms(t: &WaitingTask) -> u64 {
+    t.estimate.map_or(FOREVER, |d| d.0.max(1))
+}
+
+/// EASY's reservation for the head: the node, the shadow time and the
+/// resources left over there at the shadow time once the head is placed.
+#[derive(Copy, Clone, Debug)]
+struct Reservation {
+    node: usize,
+    shadow: Time,
+    extra: Resources,
+}
+
+/// Any [`Ordering`] run in any [`Mode`]: the policy type behind every spec
+/// except plain `fcfs` (which is [`crate::Fcfs`], the template).
+///
+/// # Semantics shared by all modes
+/// * The priority order is computed at the start of each decision (scores,
+///   then submit time, then task id). Dynamic orderings (Packer, Tetris,
+///   best-fit, DRF) are re-scored after every start in greedy mode only.
+/// * Every proposed start fits the node's free resources after the starts
+///   proposed before it in the same decision, so a correct snapshot never
+///   yields a proposal the [`llmchain_core::Validator`] rejects.
+/// * Expected ends of running tasks are `start + estimate`; a task with no
+///   estimate or past its expected end is assumed to end at `now + 1 ms`.
+///   Tasks started in this decision are expected to end at
+///   `now + estimate` (`now + 1 ms` without an estimate).
+/// * Tasks without an estimate can never be proven to end before a
+///   reservation: under EASY they backfill only into extra resources (or
+///   onto other nodes than the reservation's); under conservative
+///   backfilling they are reserved forever.
+pub struct Scheduler<O: Ordering> {
+    order: O,
+    mode: Mode,
+    name: String,
+    decision_points: u64,
+    // Scratch, reused across decisions.
+    free: Vec<Resources>,
+    keys: Vec<Key>,
+    started: Vec<bool>,
+    planned: Vec<(usize, usize)>,
+    releases: Vec<Release>,
+    profile: Profile,
+}
+
+impl<O: Ordering> Scheduler<O> {
+    /// Run `order` in `mode`. The name is the canonical spec: the ordering's
+    /// spec, plus `+mode` when the mode is not the ordering's default.
+    pub fn new(order: O, mode: Mode) -> Self {
+        let mut name = order.spec();
+        if mode != order.default_mode() {
+            name.push('+');
+            name.push_str(mode.name());
+        }
+        Scheduler {
+            order,
+            mode,
+            name,
+            decision_points: 0,
+            free: Vec::new(),
+            keys: Vec::new(),
+            started: Vec::new(),
+            planned: Vec::new(),
+            releases: Vec::new(),
+            profile: Profile::default(),
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The ordering.
+    pub fn ordering(&self) -> &O {
+        &self.order
+    }
+
+    /// Plan the start of `snap.waiting[idx]` on node `n` now.
+    fn commit(&mut self, snap: &Snapshot<'_>, idx: usize, n: usize, out: &mut Vec<Decision>) {
+        let t = &snap.waiting[idx];
+        debug_assert!(t.request.fits_in(&self.free[n]));
+        self.free[n] = self.free[n].saturating_sub(&t.request);
+        self.started[idx] = true;
+        self.planned.push((idx, n));
+        self.order.on_start(t, NodeId(n as u32));
+        out.push(Decision::start(t.id, NodeId(n as u32)));
+    }
+
+    /// Strict from key position `pos`: start in order while the next task
+    /// fits. Returns the position of the first task that does not fit now
+    /// but could on an empty node (or `keys.len()`).
+    fn strict_from(&mut self, snap: &Snapshot<'_>, mut pos: usize, out: &mut Vec<Decision>) -> usize {
+        while pos < self.keys.len() {
+            let idx = self.keys[pos].idx;
+            let t = &snap.waiting[idx];
+            if let Some(n) = place(&self.order, snap, &self.free, t, |_| true) {
+                self.commit(snap, idx, n, out);
+            } else if can_ever_fit(snap, t) {
+                return pos;
+            }
+            pos += 1;
+        }
+        pos
+    }
+
+    fn greedy_static(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        for pos in 0..self.keys.len() {
+            let idx = self.keys[pos].idx;
+            if let Some(n) = place(&self.order, snap, &self.free, &snap.waiting[idx], |_| true) {
+                self.commit(snap, idx, n, out);
+            }
+        }
+    }
+
+    /// Greedy for dynamic orderings: repeatedly start the best-scoring task
+    /// that fits somewhere, re-scoring after each start.
+    /// Cost: O(starts · queue · nodes).
+    fn greedy_dynamic(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        loop {
+            let mut best: Option<Key> = None;
+            {
+                let view = PlanView { snap, free: &self.free };
+                for (idx, t) in snap.waiting.iter().enumerate() {
+                    if self.started[idx] || !self.free.iter().any(|f| t.request.fits_in(f)) {
+                        continue;
+                    }
+                    let k = Key { score: clean(self.order.score(&view, idx, t)), submit: t.submit, id: t.id, idx };
+                    if best.map_or(true, |b| k.cmp(&b) == Cmp::Less) {
+                        best = Some(k);
+                    }
+                }
+            }
+            let Some(b) = best else { return };
+            let n = place(&self.order, snap, &self.free, &snap.waiting[b.idx], |_| true)
+                .expect("task was checked to fit on some node");
+            self.commit(snap, b.idx, n, out);
+        }
+    }
+
+    /// Collect the expected releases of running tasks and of the tasks
+    /// planned so far in this decision, sorted by (time, node).
+    fn collect_releases(&mut self, snap: &Snapshot<'_>) {
+        let now = snap.now;
+        self.releases.clear();
+        for r in snap.running {
+            if (r.node.0 as usize) < snap.nodes.len() {
+                self.releases.push(Release { at: expected_release(now, r.expected_end), node: r.node, res: r.request });
+            }
+        }
+        for &(idx, n) in &self.planned {
+            let t = &snap.waiting[idx];
+            let at = expected_release(now, t.estimate.map(|e| now + e));
+            self.releases.push(Release { at, node: NodeId(n as u32), res: t.request });
+        }
+        self.releases.sort_unstable_by(|a, b| a.at.cmp(&b.at).then(a.node.cmp(&b.node)));
+    }
+
+    /// EASY's reservation for `t`: on each node that could ever hold it, the
+    /// earliest release time at which the free resources (now, plus the
+    /// releases up to and including that time) hold it. The earliest such
+    /// node wins, ties to the lower node id. `None` when no node's expected
+    /// releases ever make room (only possible when resources are held by
+    /// something other than the listed running tasks).
+    fn reservation(&self, snap: &Snapshot<'_>, t: &WaitingTask) -> Option<Reservation> {
+        let mut best: Option<Reservation> = None;
+        for (n, node) in snap.nodes.iter().enumerate() {
+            if !t.request.fits_in(&node.capacity) {
+                continue;
+            }
+            let mut avail = self.free[n];
+            let mut found = None;
+            let rel = &self.releases;
+            let mut i = 0;
+            while i < rel.len() {
+                let at = rel[i].at;
+                // Apply every release on this node at this instant.
+                while i < rel.len() && rel[i].at == at {
+                    if rel[i].node.0 as usize == n {
+                        avail += rel[i].res;
+                    }
+                    i += 1;
+                }
+                if t.request.fits_in(&avail) {
+                    found = Some((at, avail.saturating_sub(&t.request)));
+                    break;
+                }
+            }
+            if let Some((shadow, extra)) = found {
+                if best.map_or(true, |b| shadow < b.shadow) {
+                    best = Some(Reservation { node: n, shadow, extra });
+                }
+            }
+        }
+        best
+    }
+
+    /// EASY backfilling (see [`Mode::Easy`]).
+    fn easy(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        let mut pos = 0;
+        let (head_pos, res) = loop {
+            pos = self.strict_from(snap, pos, out);
+            if pos >= self.keys.len() {
+                return;
+            }
+            self.collect_releases(snap);
+            let t = &snap.waiting[self.keys[pos].idx];
+            match self.reservation(snap, t) {
+                Some(r) => break (pos, r),
+                // No reservation can be computed: it cannot block anyone.
+                None => pos += 1,
+            }
+        };
+        let now = snap.now;
+        let mut extra = res.extra;
+        for pos in head_pos + 1..self.keys.len() {
+            let idx = self.keys[pos].idx;
+            if self.started[idx] {
+                continue;
+            }
+            let t = &snap.waiting[idx];
+            let ends_in_time = t.estimate.is_some_and(|e| now + e <= res.shadow);
+            let in_extra = t.request.fits_in(&extra);
+            let allowed = |n: usize| n != res.node || ends_in_time || in_extra;
+            if let Some(n) = place(&self.order, snap, &self.free, t, allowed) {
+                if n == res.node && !ends_in_time {
+                    extra = extra.saturating_sub(&t.request);
+                }
+                self.commit(snap, idx, n, out);
+            }
+        }
+    }
+
+    /// Conservative backfilling (see [`Mode::Cons`]).
+    fn cons(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        let now = snap.now.0;
+        self.collect_releases(snap);
+        self.profile.build(snap.now, &self.free, &self.releases);
+        let mut reserved = 0usize;
+        for pos in 0..self.keys.len() {
+            let idx = self.keys[pos].idx;
+            let t = &snap.waiting[idx];
+            if !can_ever_fit(snap, t) {
+                continue;
+            }
+            let dur = dur_ms(t);
+            if reserved >= CONS_DEPTH {
+                // Past the reservation depth: start now only if that fits now
+                // and disturbs no reservation; otherwise no reservation.
+                let profile = &self.profile;
+                if let Some(n) = place(&self.order, snap, &self.free, t, |n| profile.fits_now(n, &t.request, dur)) {
+                    self.profile.reserve(n, now, dur, &t.request);
+                    self.commit(snap, idx, n, out);
+                }
+                continue;
+            }
+            // Earliest start over the nodes; ties: placement preference for
+            // starts now, else the lower node id.
+            let mut best: Option<(u64, usize)> = None;
+            for n in 0..snap.nodes.len() {
+                if let Some(s) = self.profile.earliest(n, &t.request, dur) {
+                    if best.map_or(true, |(b, _)| s < b) {
+                        best = Some((s, n));
+                    }
+                }
+            }
+            let Some((start, mut n)) = best else { continue };
+            if start == now {
+                let profile = &self.profile;
+                let Some(p) = place(&self.order, snap, &self.free, t, |m| profile.fits_now(m, &t.request, dur)) else {
+                    debug_assert!(false, "profile says it fits now but no node does");
+                    continue;
+                };
+                n = p;
+                self.profile.reserve(n, now, dur, &t.request);
+                self.commit(snap, idx, n, out);
+            } else {
+                self.profile.reserve(n, start, dur, &t.request);
+            }
+            reserved += 1;
+        }
+    }
+}
+
+impl<O: Ordering> Policy for Scheduler<O> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        self.decision_points += 1;
+        self.order.prepare(snap);
+        self.free.clear();
+        self.free.extend(snap.nodes.iter().map(|n| n.free));
+        self.started.clear();
+        self.started.resize(snap.waiting.len(), false);
+        self.planned.clear();
+        if snap.waiting.is_empty() {
+            return;
+        }
+        if self.mode == Mode::Greedy && self.order.dynamic() {
+            self.greedy_dynamic(snap, out);
+            return;
+        }
+        sort_keys(&self.order, snap, &self.free, &mut self.keys);
+        match self.mode {
+            Mode::Strict => {
+                self.strict_from(snap, 0, out);
+            }
+            Mode::Greedy => self.greedy_static(snap, out),
+            Mode::Easy => self.easy(snap, out),
+            Mode::Cons => self.cons(snap, out),
+        }
+    }
+
+    fn stats(&self) -> PolicyStats {
+        PolicyStats { decision_points: self.decision_points, ..PolicyStats::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Strict vs greedy vs EASY vs conservative on hand-built snapshots; the
+    //! expected starts are worked out by hand in each test's comments.
+    use super::*;
+    use crate::order::{BestFitOrder, DrfOrder, FcfsOrder, PackerOrder};
+    use crate::{build, BuildCtx};
+    use llmchain_core::{NodeState, RunningTask};
+
+    fn node(id: u32, cpus: u64, free: u64) -> NodeState {
+        NodeState { id: NodeId(id), capacity: Resources::cpus(cpus, 0), free: Resources::cpus(free, 0) }
+    }
+    fn task(id: u64, cpus: u64, est_s: Option<u64>) -> WaitingTask {
+        WaitingTask {
+            id: TaskId(id),
+            submit: Time::from_secs(id),
+            request: Resources::cpus(cpus, 0),
+            estimate: est_s.map(Dur::from_secs),
+            user: 0,
+            priority: 0,
+        }
+    }
+    fn running(id: u64, node: u32, cpus: u64, end_s: Option<u64>) -> RunningTask {
+        RunningTask {
+            id: TaskId(id),
+            node: NodeId(node),
+            request: Resources::cpus(cpus, 0),
+            start: Time::ZERO,
+            expected_end: end_s.map(Time::from_secs),
+            user: 0,
+        }
+    }
+    /// (task id, node id) of every start `spec` proposes.
+    fn starts(spec: &str, now_s: u64, nodes: &[NodeState], q: &[WaitingTask], run: &[RunningTask]) -> Vec<(u64, u32)> {
+        let mut p = build(spec, &BuildCtx::default()).unwrap();
+        let snap = Snapshot::new(Time::from_secs(now_s), nodes, q, run);
+        let mut out = Vec::new();
+        p.decide(&snap, &mut out);
+        let v = llmchain_core::Validator::new().check(&snap, &out);
+        assert!(v.rejected.is_empty(), "{spec}: {:?}", v.rejected);
+        out.iter().map(|d| match d {
+            Decision::Start { task, node } => (task.0, node.0),
+            _ => unreachable!(),
+        }).collect()
+    }
+    fn ids(v: Vec<(u64, u32)>) -> Vec<u64> {
+        v.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// One 10-CPU node, 6 CPUs held until t=100 s, 4 free, now = 10 s.
+    /// Queue (FCFS order): t1 9 CPUs/50 s, t2 2 CPUs/20 s, t3 2 CPUs/200 s, t4 1 CPU/unknown.
+    fn case_a() -> (Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>) {
+        (
+            vec![node(0, 10, 4)],
+            vec![task(1, 9, Some(50)), task(2, 2, Some(20)), task(3, 2, Some(200)), task(4, 1, None)],
+            vec![running(100, 0, 6, Some(100))],
+        )
+    }
+
+    #[test]
+    fn strict_blocks_behind_the_head() {
+        let (n, q, r) = case_a();
+        assert_eq!(ids(starts("fcfs", 10, &n, &q, &r)), Vec::<u64>::new());
+        assert_eq!(ids(starts("fcfs+strict", 10, &n, &q, &r)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn greedy_starts_whatever_fits() {
+        // t1 does not fit; t2 (2) and t3 (2) use the 4 free CPUs; t4 no longer fits.
+        let (n, q, r) = case_a();
+        assert_eq!(ids(starts("fcfs+greedy", 10, &n, &q, &r)), vec![2, 3]);
+    }
+
+    #[test]
+    fn easy_backfills_short_job_but_not_one_that_delays_the_reservation() {
+        // Head t1 (9 CPUs): at t=100 s the node has 10 free → shadow 100 s, extra 1 CPU.
+        // t2 ends at 10+20 = 30 s ≤ 100 s → backfills (free 4 → 2).
+        // t3 ends at 210 s > 100 s and needs 2 > 1 extra → must NOT start (it would delay t1).
+        // t4 has no estimate → only into extra: 1 CPU ≤ 1 extra → starts.
+        let (n, q, r) = case_a();
+        assert_eq!(ids(starts("fcfs+easy", 10, &n, &q, &r)), vec![2, 4]);
+    }
+
+    #[test]
+    fn cons_reserves_for_everyone() {
+        // Profile: 4 free on [10,100), 10 from 100. t1 reserved [100,150) → 1 free there.
+        // t2 fits [10,30) now → starts. t3 needs 2 on [10,210) but only 1 on [100,150)
+        // → reserved from 150. t4 (1 CPU, forever) fits every step from now → starts.
+        let (n, q, r) = case_a();
+        assert_eq!(ids(starts("fcfs+cons", 10, &n, &q, &r)), vec![2, 4]);
+    }
+
+    #[test]
+    fn cons_protects_the_second_task_where_easy_does_not() {
+        // 10-CPU node, 6 held until 100 s, now 0. Queue: a 8 CPUs/10 s, b 9 CPUs/10 s, c 2 CPUs/150 s.
+        // EASY: head a, shadow 100 s, extra 2 → c (ends 150 s) fits the extra → starts,
+        //       although it then delays b (which needs 9 at 110 s).
+        // Cons: a on [100,110), b on [110,120) (1 CPU left there) → c (2 CPUs over [0,150)) waits.
+        let n = [node(0, 10, 4)];
+        let q = [task(1, 8, Some(10)), task(2, 9, Some(10)), task(3, 2, Some(150))];
+        let r = [running(100, 0, 6, Some(100))];
+        assert_eq!(ids(starts("fcfs+easy", 0, &n, &q, &r)), vec![3]);
+        assert_eq!(ids(starts("fcfs+cons", 0, &n, &q, &r)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn easy_reserves_on_the_earliest_node_and_backfills_elsewhere() {
+        // n0: 4 CPUs, 1 free, 3 held until 50 s. n1: 4 CPUs, 2 free, 2 held until 20 s. now 0.
+        // Head h (4 CPUs): n0 shadow 50, n1 shadow 20 → reserved on n1 at 20 s, extra 0.
+        // x (1 CPU/100 s) fits n0, which the reservation does not touch → starts on n0.
+        // y (2 CPUs/100 s): n0 full now; n1 is reserved and y ends after 20 s → waits.
+        // z (2 CPUs/5 s) ends by 20 s → starts on n1.
+        let n = [node(0, 4, 1), node(1, 4, 2)];
+        let q = [task(1, 4, Some(10)), task(2, 1, Some(100)), task(3, 2, Some(100)), task(4, 2, Some(5))];
+        let r = [running(100, 0, 3, Some(50)), running(101, 1, 2, Some(20))];
+        assert_eq!(starts("fcfs+easy", 0, &n, &q, &r), vec![(2, 0), (4, 1)]);
+    }
+
+    #[test]
+    fn overdue_running_task_is_assumed_to_end_now_plus_1ms() {
+        // 4-CPU node, 3 CPUs held by a task expected to end at 5 s; now 10 s (overdue).
+        // Head h needs 4 → shadow = 10.001 s, extra 0. s (1 CPU/1 s) would end after
+        // the shadow and there is no extra → not started under EASY; greedy starts it.
+        let n = [node(0, 4, 1)];
+        let q = [task(1, 4, Some(10)), task(2, 1, Some(1))];
+        let r = [running(100, 0, 3, Some(5))];
+        assert_eq!(ids(starts("fcfs+easy", 10, &n, &q, &r)), Vec::<u64>::new());
+        assert_eq!(ids(starts("fcfs+greedy", 10, &n, &q, &r)), vec![2]);
+        // Same with a running task that has no estimate at all.
+        let r = [running(100, 0, 3, None)];
+        assert_eq!(ids(starts("fcfs+easy", 10, &n, &q, &r)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn sjf_easy_uses_sjf_order_for_head_and_backfill() {
+        // 10-CPU node, 4 free, 6 held until 100 s. SJF order: b (5 s), a (50 s), c (500 s).
+        // b (6 CPUs) is the head: shadow 100, extra 4. a (3 CPUs) ends 50 ≤ 100 → starts.
+        // c (1 CPU, 500 s) → extra 4 ≥ 1 → starts.
+        let n = [node(0, 10, 4)];
+        let q = [task(1, 3, Some(50)), task(2, 6, Some(5)), task(3, 1, Some(500))];
+        let r = [running(100, 0, 6, Some(100))];
+        assert_eq!(ids(starts("sjf+easy", 0, &n, &q, &r)), vec![1, 3]);
+        assert_eq!(ids(starts("sjf", 0, &n, &q, &r)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn packer_greedy_rescores_after_each_start() {
+        // Node cap (10 CPU, 10 mem) all free. a (5,1), b (1,5), c (5,5).
+        // Alignments: a 0.6, b 0.6, c 1.0 → c. Then free (5,5): a 0.3, b 0.3 → a (earlier).
+        // Then free (0,4): b does not fit.
+        let cap = Resources::cpus(10, 10);
+        let n = [NodeState { id: NodeId(0), capacity: cap, free: cap }];
+        let mk = |id, c, m| WaitingTask { request: Resources::cpus(c, m), ..task(id, 0, None) };
+        let q = [mk(1, 5, 1), mk(2, 1, 5), mk(3, 5, 5)];
+        assert_eq!(ids(starts("packer", 0, &n, &q, &[])), vec![3, 1]);
+        let _ = PackerOrder;
+    }
+
+    #[test]
+    fn placement_aware_orderings_choose_the_node() {
+        // n0 has 2 of 8 CPUs free, n1 all 8. A 2-CPU task: packer → n1 (alignment
+        // 0.25 vs 0.0625); best-fit → n0 (leaves 0); fcfs first-fit → n0.
+        let n = [node(0, 8, 2), node(1, 8, 8)];
+        let q = [task(1, 2, Some(10))];
+        assert_eq!(starts("packer", 0, &n, &q, &[]), vec![(1, 1)]);
+        assert_eq!(starts("tetris:knob=1", 0, &n, &q, &[]), vec![(1, 1)]);
+        assert_eq!(starts("bestfit", 0, &n, &q, &[]), vec![(1, 0)]);
+        assert_eq!(starts("fcfs", 0, &n, &q, &[]), vec![(1, 0)]);
+        let _ = BestFitOrder;
+    }
+
+    #[test]
+    fn drf_greedy_is_progressive_filling() {
+        // 10 CPUs free. u1: a (3), b (3); u2: c (1), d (1); FCFS order a, b, c, d.
+        // Shares 0/0 → a (u1 → 0.3); u2 0 → c (u2 → 0.1); u2 0.1 → d (0.2); then b.
+        let n = [node(0, 10, 10)];
+        let u = |t: WaitingTask, user| WaitingTask { user, ..t };
+        let q = [u(task(1, 3, None), 1), u(task(2, 3, None), 1), u(task(3, 1, None), 2), u(task(4, 1, None), 2)];
+        assert_eq!(ids(starts("drf", 0, &n, &q, &[])), vec![1, 3, 4, 2]);
+        let _ = DrfOrder::default();
+    }
+
+    #[test]
+    fn strict_generic_fcfs_matches_the_template() {
+        let (n, q, r) = case_a();
+        let mut g = Scheduler::new(FcfsOrder, Mode::Strict);
+        let snap = Snapshot::new(Time::from_secs(10), &n, &q, &r);
+        let mut out = Vec::new();
+        g.decide(&snap, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(g.name(), "fcfs");
+    }
+
+    #[test]
+    fn cons_depth_bound_still_starts_what_fits_now() {
+        // More tasks than CONS_DEPTH that cannot start, then one that fits now and
+        // ends before anything is reserved: it starts although it has no reservation.
+        let n = [node(0, 10, 1)];
+        let mut q: Vec<_> = (0..CONS_DEPTH as u64 + 5).map(|i| task(i, 10, Some(100))).collect();
+        q.push(task(10_000, 1, Some(1)));
+        let r = [running(100_000, 0, 9, Some(50))];
+        assert_eq!(ids(starts("fcfs+cons", 0, &n, &q, &r)), vec![10_000]);
+    }
+}

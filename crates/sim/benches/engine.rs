@@ -1,0 +1,2 @@
+//! Simulator throughput benchmark (placeholder until the policies land).
+fn main() {}
