@@ -30,6 +30,10 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Simulate policies over a workload and print a comparison table.
     Sim(cmd::sim::Args),
+    /// Train a model (`sched-lm`, `runtime`) and save it under models/.
+    Train(cmd::train::Args),
+    /// Evaluate baselines and trained models (RLScheduler protocol).
+    Eval(cmd::eval::Args),
     /// Run the node daemon (Unix socket, optional HTTP, SQLite state, cgroup executor).
     Daemon(cmd::daemon::Args),
     /// Queue a command on the node daemon: `llmchain submit --cpu 2 --mem 1G -- cmd args...`.
@@ -48,6 +52,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Export the node's feedback records (`history export --swf FILE`).
     History(cmd::history::Args),
+    /// Fetch or locate language models (`model fetch smollm2 --q8`).
+    Model(cmd::model::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Daemon(args) => cmd::daemon::run(args),
         Command::Submit(args) => cmd::submit::run(args),
         Command::Ps(args) => cmd::ps::run(args),
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
         Command::Top(args) => cmd::top::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::History(args) => cmd::history::run(args),
+        Command::Model(args) => cmd::model::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -114,7 +114,7 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
     let panels: Vec<_> = if has_mem { root.split_evenly((2, 1)) } else { vec![root.clone()] };
     for (panel, (dim, label)) in panels.iter().zip([("cpu", "CPU"), ("mem", "memory")]) {
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("{label} utilisation over time (first sequence)"), ("sans-serif", 24))
+            .caption(format!("{label} utilisation over time (first sequence; mean per 1/{BINS} of the run)"), ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(60)
@@ -127,20 +127,13 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
         for (i, per_policy) in runs.iter().enumerate() {
             let Some(first) = per_policy.first() else { continue };
             let Some(series) = first.utilisation_series.as_ref() else { continue };
-            // Step function: hold each value until the next point.
-            let mut pts = Vec::with_capacity(series.len() * 2);
-            let mut prev: Option<f64> = None;
-            for p in series {
-                let u = if dim == "cpu" { p.util.cpu } else { p.util.mem };
-                if let Some(pu) = prev {
-                    pts.push((p.t / scale, pu));
-                }
-                pts.push((p.t / scale, u));
-                prev = Some(u);
-            }
+            let pts = binned_mean(series, dim, t_max, BINS)
+                .into_iter()
+                .map(|(t, u)| (t / scale, u))
+                .collect::<Vec<_>>();
             let colour = policy_colour(i);
             chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(1)))?
+                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
                 .label(first.policy.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         }
@@ -153,4 +146,42 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
     }
     root.present()?;
     Ok(())
+}
+
+/// Time bins in the utilisation plot.
+const BINS: usize = 100;
+
+/// Time-weighted mean utilisation per bin of a step series (each point's
+/// value holds until the next point), as (bin centre, mean) pairs.
+fn binned_mean(series: &[llmchain_sim::UtilPoint], dim: &str, t_max: f64, bins: usize) -> Vec<(f64, f64)> {
+    let width = t_max / bins as f64;
+    let mut area = vec![0.0; bins];
+    for (k, p) in series.iter().enumerate() {
+        let u = if dim == "cpu" { p.util.cpu } else { p.util.mem };
+        let (mut a, b) = (p.t, series.get(k + 1).map_or(t_max, |q| q.t));
+        while a < b {
+            let bin = ((a / width) as usize).min(bins - 1);
+            let bin_end = ((bin + 1) as f64 * width).min(b).max(a);
+            area[bin] += u * (bin_end - a);
+            if bin_end <= a {
+                break;
+            }
+            a = bin_end;
+        }
+    }
+    area.iter().enumerate().map(|(i, a)| ((i as f64 + 0.5) * width, a / width)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmchain_sim::{PerResource, UtilPoint};
+
+    #[test]
+    fn binned_mean_weights_by_time() {
+        let p = |t: f64, cpu: f64| UtilPoint { t, util: PerResource { cpu, mem: 0.0, gpu: 0.0 } };
+        // 1.0 for the first quarter, 0.0 after: bin 0 of 2 has mean 0.5.
+        let b = binned_mean(&[p(0.0, 1.0), p(25.0, 0.0)], "cpu", 100.0, 2);
+        assert_eq!(b, vec![(25.0, 0.5), (75.0, 0.0)]);
+    }
 }

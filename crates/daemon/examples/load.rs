@@ -87,8 +87,7 @@ fn throughput(durability: Durability, clients: usize, n: usize) -> f64 {
             });
         }
     });
-    let rate = (n / clients * clients) as f64 / t0.elapsed().as_secs_f64();
-    rate
+    (n / clients * clients) as f64 / t0.elapsed().as_secs_f64()
 }
 
 fn main() {

@@ -35,8 +35,7 @@ pub enum Durability {
 
 /// Builds a policy from a spec string (`fcfs`, `sjf+easy`, `kernel:...`).
 /// The default is [`default_policy_factory`]; the CLI routes `kernel:` specs elsewhere.
-pub type PolicyFactory =
-    Arc<dyn Fn(&str) -> Result<Box<dyn Policy + Send>, String> + Send + Sync + 'static>;
+pub type PolicyFactory = Arc<dyn Fn(&str) -> Result<Box<dyn Policy + Send>, String> + Send + Sync + 'static>;
 
 /// The default factory: `llmchain_policy::build` with seed 0.
 pub fn default_policy_factory() -> PolicyFactory {

@@ -226,8 +226,10 @@ pub fn open(path: &Path, durability: Durability) -> Result<Connection, DaemonErr
         > 0;
     if !has_version {
         let e = sql_err(path, "create schema");
-        conn.execute_batch(&format!("BEGIN; {SCHEMA_V1} INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;"))
-            .map_err(&e)?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V1} INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;"
+        ))
+        .map_err(&e)?;
     }
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
@@ -276,16 +278,40 @@ pub fn load(conn: &Connection, path: &Path) -> Result<Loaded, DaemonError> {
     let rows = stmt
         .query_map([], |r| {
             Ok::<Raw, rusqlite::Error>((
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
-                (r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?, r.get(18)?),
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ),
+                (
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
+                    r.get(16)?,
+                    r.get(17)?,
+                    r.get(18)?,
+                ),
                 (r.get(19)?, r.get(20)?),
             ))
         })
         .map_err(&e)?;
     let mut tasks = Vec::new();
     for row in rows {
-        let ((id, uid, name, label, argv, cwd, env, cpu, mem, est), (prio, after, state, exit, reason, sub, st, en, pid), (cpu_t, peak)) =
-            row.map_err(&e)?;
+        let (
+            (id, uid, name, label, argv, cwd, env, cpu, mem, est),
+            (prio, after, state, exit, reason, sub, st, en, pid),
+            (cpu_t, peak),
+        ) = row.map_err(&e)?;
         let id = id as u64;
         let state = match state.as_str() {
             "queued" => TaskState::Queued,
@@ -391,7 +417,15 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
                                       pid = coalesce(?5, pid), exit = coalesce(?6, exit), end_us = coalesce(?7, end_us)
                      WHERE id = ?1",
                 )?
-                .execute(params![*id as i64, to.as_str(), reason, opt_i(*start_us), pid, exit.as_ref().map(json), opt_i(*end_us)])?;
+                .execute(params![
+                    *id as i64,
+                    to.as_str(),
+                    reason,
+                    opt_i(*start_us),
+                    pid,
+                    exit.as_ref().map(json),
+                    opt_i(*end_us)
+                ])?;
                 tx.prepare_cached(
                     "INSERT INTO transitions (task_id, at_us, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
@@ -434,7 +468,8 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
                 ])?;
             }
             Op::Meta(k, v) => {
-                tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?.execute(params![k, v])?;
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                    .execute(params![k, v])?;
             }
         }
     }

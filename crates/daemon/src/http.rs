@@ -90,7 +90,9 @@ async fn generic(State(app): State<App>, body: axum::body::Bytes) -> HttpRespons
             let caller = Caller { uid: app.shared.uid, http: true };
             let r = match handlers::dispatch(&app.shared, caller, req).await {
                 Reply::One(r) => r,
-                Reply::Stream(mut rx) => rx.recv().await.unwrap_or(Response::error(ErrorCode::Internal, "empty stream")),
+                Reply::Stream(mut rx) => {
+                    rx.recv().await.unwrap_or(Response::error(ErrorCode::Internal, "empty stream"))
+                }
             };
             let status = match &r {
                 Response::Error(e) => status_of(e.code),
@@ -143,8 +145,11 @@ struct LogsQuery {
 }
 
 async fn logs(State(app): State<App>, Path(id): Path<u64>, Query(q): Query<LogsQuery>) -> HttpResponse {
-    run(&app, Request::Logs(LogsRequest { id, stream: q.stream, offset: q.offset, tail_lines: q.tail_lines, follow: false }))
-        .await
+    run(
+        &app,
+        Request::Logs(LogsRequest { id, stream: q.stream, offset: q.offset, tail_lines: q.tail_lines, follow: false }),
+    )
+    .await
 }
 
 async fn explain(State(app): State<App>, Path(id): Path<u64>) -> HttpResponse {

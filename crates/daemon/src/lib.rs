@@ -152,16 +152,19 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     let dir = config.state_dir.clone();
     std::fs::create_dir_all(&dir).map_err(io("create state directory", &dir))?;
     if config.socket_access == SocketAccess::Owner {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod state directory", &dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod state directory", &dir))?;
     } else {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).map_err(io("chmod state directory", &dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(io("chmod state directory", &dir))?;
     }
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&log_dir).map_err(io("create log directory", &log_dir))?;
     if config.socket_access == SocketAccess::AllUsers {
         // Root-run daemons write logs for tasks running as other uids: the executor
         // opens the files before switching user, so the directory stays private.
-        std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod log directory", &log_dir))?;
+        std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod log directory", &log_dir))?;
     }
 
     // Claim the socket first: a second daemon on the same state must fail before touching anything.
@@ -232,7 +235,6 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
             i.exit = Some(ExitStatus::Lost);
             i.reason = Some(reason.clone());
             i.end_us = Some(end);
-            i.pid = None;
             writer.send(Op::Transition {
                 id,
                 at_us: end,
@@ -256,28 +258,20 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
             })));
             lost += 1;
         }
-        match task.row.info.state {
-            TaskState::Queued => {
-                state.queued.insert(id);
-            }
-            TaskState::Finished => state.finished += 1,
-            TaskState::Running => unreachable!("running tasks were marked lost above"),
+        if task.row.info.state == TaskState::Finished {
+            state.finished += 1;
         }
         state.tasks.insert(id, task);
     }
-    // Queued tasks whose dependencies ended badly (e.g. marked lost just now) are cancelled.
-    let bad: Vec<(u64, u64)> = state
-        .queued
-        .iter()
-        .filter_map(|q| {
-            state.tasks[q].row.info.after.iter().find_map(|d| {
-                let e = state.tasks.get(d).and_then(|t| t.row.info.exit);
-                (e.is_some() && e != Some(ExitStatus::Completed)).then_some((*q, *d))
-            })
-        })
-        .collect();
-    for (q, d) in bad {
-        state.finish(&writer, q, ExitStatus::Cancelled, Some(format!("dependency {d} did not complete")), None, None, false);
+    // Queue what was queued, ascending id (dependencies always have lower ids);
+    // a task whose dependency ended badly (e.g. was just marked lost) is cancelled.
+    let queued: Vec<u64> =
+        state.tasks.values().filter(|t| t.row.info.state == TaskState::Queued).map(|t| t.id()).collect();
+    for q in queued {
+        if let Some((d, s)) = state.enqueue(q) {
+            let reason = format!("dependency {d} ended {}", crate::state::status_name(&s));
+            state.finish(&writer, q, ExitStatus::Cancelled, Some(reason), None, None, false);
+        }
     }
     tracing::info!(
         tasks = state.tasks.len(),

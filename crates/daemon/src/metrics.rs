@@ -96,7 +96,8 @@ impl Metrics {
             "# HELP llmchain_completions_total Finished tasks by exit status.\n# TYPE llmchain_completions_total counter"
         );
         for st in ["completed", "failed", "signaled", "oom_killed", "cancelled", "lost"] {
-            let _ = writeln!(s, "llmchain_completions_total{{status=\"{st}\"}} {}", self.completions.get(st).unwrap_or(&0));
+            let _ =
+                writeln!(s, "llmchain_completions_total{{status=\"{st}\"}} {}", self.completions.get(st).unwrap_or(&0));
         }
         let _ = writeln!(
             s,

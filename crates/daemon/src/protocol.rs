@@ -308,7 +308,7 @@ pub struct TaskInfo {
     pub start_us: Option<u64>,
     /// Ended at, µs since the Unix epoch.
     pub end_us: Option<u64>,
-    /// Process id of the task's main process while it runs.
+    /// Process id of the task's main process (kept after it ends, for the record).
     pub pid: Option<u32>,
     /// CPU time used, ms (finished tasks).
     pub cpu_time_ms: Option<u64>,
@@ -620,7 +620,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, ErrorResponse> {
     if version.as_u64() != Some(u64::from(PROTOCOL_VERSION)) {
         return Err(ErrorResponse {
             code: ErrorCode::VersionMismatch,
-            message: format!("protocol version {version} is not supported; this daemon speaks version {PROTOCOL_VERSION}"),
+            message: format!(
+                "protocol version {version} is not supported; this daemon speaks version {PROTOCOL_VERSION}"
+            ),
         });
     }
     let env: RequestEnvelope = serde_json::from_value(value)

@@ -4,9 +4,9 @@
 //!
 //! One decision point: lock → build the snapshot vectors → unlock →
 //! `decide` → `Validator::check` → lock → reserve accepted tasks → unlock →
-//! spawn each (outside the lock) → lock → record pid/killer → unlock. Each
-//! started task gets a wait thread ([`llmchain_node::Handle::wait_in_thread`])
-//! that sends [`Event::Exited`] back here.
+//! hand each to its own task thread, which spawns it (outside the lock, in
+//! parallel with other starts), records pid/killer under the lock, waits for
+//! the exit and sends [`Event::Exited`] (or [`Event::StartFailed`]) back here.
 
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -82,6 +82,10 @@ impl Sched {
                     PolicyResponse { spec: spec.clone(), name }
                 });
                 let _ = reply.send(res);
+                false
+            }
+            Event::StartFailed { id, error } => {
+                self.start_failed(id, error);
                 false
             }
             Event::Shutdown => true,
@@ -189,7 +193,7 @@ impl Sched {
                 let spec = self.launch_spec(t);
                 let t = st.tasks.get_mut(&id).expect("present");
                 t.row.info.state = TaskState::Running;
-                st.queued.remove(&id);
+                st.dequeue(id);
                 st.running.insert(id);
                 st.used += req;
                 self.shared.writer.send(Op::Decision {
@@ -203,13 +207,8 @@ impl Sched {
                 to_start.push(spec);
             }
         }
-        let mut spawn_failed = false;
         for spec in to_start {
-            spawn_failed |= !self.start(spec);
-        }
-        if spawn_failed {
-            // Resources came back: give the policy another look.
-            let _ = self.tx.send(Event::Wake);
+            self.launch(spec);
         }
     }
 
@@ -228,25 +227,36 @@ impl Sched {
         spec
     }
 
-    /// Spawn one reserved task; false when spawning failed (the task is finished as failed).
-    fn start(&mut self, spec: LaunchSpec) -> bool {
+    /// Start one reserved task on its own thread: spawn (cgroup setup, fork, exec — the
+    /// slow part, so several starts proceed in parallel and the scheduler never waits
+    /// for them), record the start, then wait for the exit and report it as an event.
+    fn launch(&mut self, spec: LaunchSpec) {
         let id = spec.task.0;
-        match self.shared.executor.spawn(&spec) {
-            Ok(handle) => {
-                let start = now_us();
-                let pid = handle.pid();
-                let killer = handle.killer();
-                let cancel;
-                {
-                    let mut st = self.shared.lock();
-                    st.metrics.starts += 1;
-                    let Some(t) = st.tasks.get_mut(&id) else { return true };
+        let shared = Arc::clone(&self.shared);
+        let tx = self.tx.clone();
+        let res = std::thread::Builder::new().name(format!("llmchain-task-{id}")).spawn(move || {
+            let handle = match shared.executor.spawn(&spec) {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = tx.send(Event::StartFailed { id, error: e.to_string() });
+                    return;
+                }
+            };
+            let start = now_us();
+            let pid = handle.pid();
+            let killer = handle.killer();
+            let kill_now;
+            {
+                let mut st = shared.lock();
+                st.metrics.starts += 1;
+                kill_now = st.shutting_down;
+                if let Some(t) = st.tasks.get_mut(&id) {
                     t.row.info.start_us = Some(start);
                     t.row.info.pid = Some(pid);
                     t.killer = Some(killer.clone());
                     t.probe = Some(handle.probe());
-                    cancel = t.cancel_requested;
-                    self.shared.writer.send(Op::Transition {
+                    let cancel = t.cancel_requested;
+                    shared.writer.send(Op::Transition {
                         id,
                         at_us: start,
                         from: Some(TaskState::Queued),
@@ -257,40 +267,39 @@ impl Sched {
                         exit: None,
                         end_us: None,
                     });
+                    if cancel {
+                        killer.kill();
+                    }
                 }
-                if cancel {
-                    killer.kill();
-                }
-                let tx = self.tx.clone();
-                let res = handle.wait_in_thread(move |task, r| {
-                    let _ = tx.send(Event::Exited { id: task.0, report: r.map_err(|e| e.to_string()) });
-                });
-                if let Err(e) = res {
-                    tracing::error!(task = id, "cannot start a wait thread: {e}; killing the task");
-                    killer.kill();
-                    let _ = self.tx.send(Event::Exited { id, report: Err(format!("no wait thread: {e}")) });
-                }
-                true
             }
-            Err(e) => {
-                tracing::warn!(task = id, "spawn failed: {e}");
-                {
-                    let mut st = self.shared.lock();
-                    let writer = self.shared.writer.clone();
-                    st.finish(
-                        &writer,
-                        id,
-                        ExitStatus::Failed { code: 127 },
-                        Some(format!("could not start: {e}")),
-                        None,
-                        None,
-                        false,
-                    );
-                }
-                self.shared.finished_tx.send_modify(|n| *n += 1);
-                false
+            if kill_now {
+                killer.kill();
             }
+            let report = handle.wait().map_err(|e| e.to_string());
+            let _ = tx.send(Event::Exited { id, report });
+        });
+        if let Err(e) = res {
+            tracing::error!(task = id, "cannot start a task thread: {e}");
+            let _ = self.tx.send(Event::StartFailed { id, error: format!("no thread: {e}") });
         }
+    }
+
+    fn start_failed(&mut self, id: u64, error: String) {
+        tracing::warn!(task = id, "spawn failed: {error}");
+        {
+            let mut st = self.shared.lock();
+            let writer = self.shared.writer.clone();
+            st.finish(
+                &writer,
+                id,
+                ExitStatus::Failed { code: 127 },
+                Some(format!("could not start: {error}")),
+                None,
+                None,
+                false,
+            );
+        }
+        self.shared.finished_tx.send_modify(|n| *n += 1);
     }
 
     /// Kill running tasks, wait (bounded) for their exits, record them as lost.
@@ -314,6 +323,7 @@ impl Sched {
             }
             match rx.recv_timeout(left) {
                 Ok(Event::Exited { id, report }) => self.exited(id, report),
+                Ok(Event::StartFailed { id, error }) => self.start_failed(id, error),
                 Ok(Event::SetPolicy { reply, .. }) => {
                     let _ = reply.send(Err("the daemon is shutting down".into()));
                 }

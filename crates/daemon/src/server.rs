@@ -44,7 +44,8 @@ pub fn bind(path: &Path, access: SocketAccess) -> Result<UnixListener, DaemonErr
             SocketAccess::Owner => 0o700,
             SocketAccess::AllUsers => 0o755,
         };
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io("chmod socket directory", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(io("chmod socket directory", dir))?;
     } else if access == SocketAccess::Owner {
         tracing::warn!(dir = %dir.display(), "socket directory is not ours; relying on the socket's mode 0600 alone");
     }

@@ -68,6 +68,13 @@ pub enum Event {
         /// The executor's report, or why waiting failed.
         report: Result<llmchain_node::ExitReport, String>,
     },
+    /// A reserved task could not be spawned (bad program, cwd, ...).
+    StartFailed {
+        /// The task.
+        id: u64,
+        /// Why.
+        error: String,
+    },
     /// Switch policy; the reply says whether it was built.
     SetPolicy {
         /// New spec.
@@ -86,6 +93,11 @@ pub struct State {
     pub tasks: BTreeMap<u64, Task>,
     /// Ids of queued tasks (eligible or held by dependencies).
     pub queued: BTreeSet<u64>,
+    /// The queued tasks whose dependencies have all completed, as the policy sees
+    /// them (kept up to date incrementally so a decision point copies, never recomputes).
+    pub eligible: BTreeMap<u64, WaitingTask>,
+    /// Queued tasks waiting on each not-yet-completed task.
+    pub dependents: BTreeMap<u64, Vec<u64>>,
     /// Ids of running (or starting) tasks.
     pub running: BTreeSet<u64>,
     /// Schedulable capacity of the node.
@@ -159,6 +171,8 @@ impl State {
         State {
             tasks: BTreeMap::new(),
             queued: BTreeSet::new(),
+            eligible: BTreeMap::new(),
+            dependents: BTreeMap::new(),
             running: BTreeSet::new(),
             capacity,
             used: Resources::ZERO,
@@ -183,10 +197,42 @@ impl State {
     }
 
     /// Whether a queued task may be offered to the policy.
-    pub fn eligible(&self, t: &Task) -> bool {
-        t.row.info.after.iter().all(|d| {
-            matches!(self.tasks.get(d).and_then(|d| d.row.info.exit), Some(ExitStatus::Completed))
-        })
+    pub fn deps_met(&self, t: &Task) -> bool {
+        t.row
+            .info
+            .after
+            .iter()
+            .all(|d| matches!(self.tasks.get(d).and_then(|d| d.row.info.exit), Some(ExitStatus::Completed)))
+    }
+
+    /// Queue a task already in `tasks`: register it with its dependencies and make it
+    /// eligible when they have all completed. Returns a dependency that already ended
+    /// without completing (the caller cancels the task).
+    pub fn enqueue(&mut self, id: u64) -> Option<(u64, ExitStatus)> {
+        self.queued.insert(id);
+        let after = self.tasks[&id].row.info.after.clone();
+        let mut waiting_on = false;
+        for d in after {
+            match self.tasks.get(&d).and_then(|t| t.row.info.exit) {
+                Some(ExitStatus::Completed) => {}
+                Some(bad) => return Some((d, bad)),
+                None => {
+                    waiting_on = true;
+                    self.dependents.entry(d).or_default().push(id);
+                }
+            }
+        }
+        if !waiting_on {
+            let w = waiting_of(&self.tasks[&id]);
+            self.eligible.insert(id, w);
+        }
+        None
+    }
+
+    /// Remove a queued task from the queue structures (it starts or ends).
+    pub fn dequeue(&mut self, id: u64) {
+        self.queued.remove(&id);
+        self.eligible.remove(&id);
     }
 
     /// Free resources on the node.
@@ -205,21 +251,7 @@ impl State {
         waiting.clear();
         running.clear();
         nodes.push(NodeState { id: NodeId(0), capacity: self.capacity, free: self.free() });
-        for id in &self.queued {
-            let t = &self.tasks[id];
-            if !self.eligible(t) {
-                continue;
-            }
-            let i = &t.row.info;
-            waiting.push(WaitingTask {
-                id: TaskId(i.id),
-                submit: core_time(i.submit_us),
-                request: t.request(),
-                estimate: i.estimate_ms.map(Dur),
-                user: i.uid,
-                priority: i.priority,
-            });
-        }
+        waiting.extend(self.eligible.values().cloned());
         for id in &self.running {
             let t = &self.tasks[id];
             let i = &t.row.info;
@@ -262,6 +294,7 @@ impl State {
                 self.used = self.used.saturating_sub(&Resources::new(t.row.info.cpu_millis, t.row.info.mem_mib));
             } else {
                 self.queued.remove(&id);
+                self.eligible.remove(&id);
             }
             let i = &mut t.row.info;
             i.state = TaskState::Finished;
@@ -270,7 +303,6 @@ impl State {
             i.end_us = Some(end);
             i.cpu_time_ms = cpu_t;
             i.peak_mem_mib = peak;
-            i.pid = None;
             t.killer = None;
             t.probe = None;
             writer.send(Op::Transition {
@@ -297,14 +329,16 @@ impl State {
             self.metrics.completed(&status);
             self.finished += 1;
             done.push(id);
-            if status != ExitStatus::Completed {
-                let dependents: Vec<u64> = self
-                    .queued
-                    .iter()
-                    .copied()
-                    .filter(|q| self.tasks[q].row.info.after.contains(&id))
-                    .collect();
-                for d in dependents {
+            for d in self.dependents.remove(&id).unwrap_or_default() {
+                if !self.queued.contains(&d) {
+                    continue;
+                }
+                if status == ExitStatus::Completed {
+                    if self.deps_met(&self.tasks[&d]) {
+                        let w = waiting_of(&self.tasks[&d]);
+                        self.eligible.insert(d, w);
+                    }
+                } else {
                     stack.push((
                         d,
                         ExitStatus::Cancelled,
@@ -327,6 +361,19 @@ impl State {
             info.cwd.clear();
         }
         info
+    }
+}
+
+/// The policy's view of a queued task.
+pub fn waiting_of(t: &Task) -> WaitingTask {
+    let i = &t.row.info;
+    WaitingTask {
+        id: TaskId(i.id),
+        submit: core_time(i.submit_us),
+        request: t.request(),
+        estimate: i.estimate_ms.map(Dur),
+        user: i.uid,
+        priority: i.priority,
     }
 }
 

@@ -124,9 +124,7 @@ mod helper {
     /// Whether a process exists.
     pub fn alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| !s.contains(") Z "))
-                .unwrap_or(false)
+            && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
     }
 
     /// Ensure a second local user exists (create it with `useradd` if absent); returns (uid, gid).
@@ -187,17 +185,24 @@ fn submit_wait_logs_cancel_end_to_end() {
     .unwrap();
     assert_eq!(err, "oops\n");
 
+    // A program that does not exist: failed (127) with the spawn error as reason.
+    let bad = c.submit(task(&["/nonexistent/program"], 500, 64)).unwrap();
+    let t = c.wait(bad, None).unwrap();
+    assert_eq!(t.exit, Some(ExitStatus::Failed { code: 127 }), "{t:?}");
+    assert!(t.reason.as_deref().unwrap_or("").contains("could not start"), "{t:?}");
+
     // Non-zero exit.
     let f = c.submit(task(&["sh", "-c", "exit 3"], 500, 64)).unwrap();
     assert_eq!(c.wait(f, None).unwrap().exit, Some(ExitStatus::Failed { code: 3 }));
 
     // A dependent of a failed task is cancelled with a reason; a dependent of a completed one runs.
-    let dep_ok = c.submit({
-        let mut r = task(&["true"], 500, 64);
-        r.after = vec![id];
-        r
-    })
-    .unwrap();
+    let dep_ok = c
+        .submit({
+            let mut r = task(&["true"], 500, 64);
+            r.after = vec![id];
+            r
+        })
+        .unwrap();
     assert_eq!(c.wait(dep_ok, None).unwrap().exit, Some(ExitStatus::Completed));
     let e = c
         .submit({
@@ -245,14 +250,17 @@ fn submit_wait_logs_cancel_end_to_end() {
     let e = c.submit(task(&["true"], 4000, 64)).unwrap_err();
     assert!(e.to_string().contains("could never start"), "{e}");
     // Unknown task.
-    assert!(matches!(c.status(9999), Err(llmchain_daemon::ClientError::Daemon(ErrorResponse { code: ErrorCode::NotFound, .. }))));
+    assert!(matches!(
+        c.status(9999),
+        Err(llmchain_daemon::ClientError::Daemon(ErrorResponse { code: ErrorCode::NotFound, .. }))
+    ));
 
     // ps and stats see everything.
     let all = c.list(ListRequest { all: true, limit: None, uid: None }).unwrap();
     assert!(all.len() >= 6);
     let s = c.stats(true).unwrap();
     assert_eq!(s.node.capacity.cpu_millis, 2000);
-    assert_eq!((s.counters.submits, s.counters.starts), (6, 5), "{:?}", s.counters);
+    assert_eq!((s.counters.submits, s.counters.starts), (7, 5), "{:?}", s.counters);
     assert!(s.decision_latency.count > 0);
     // Policy get/set.
     assert_eq!(c.policy_get().unwrap().spec, "fcfs");
@@ -265,11 +273,9 @@ fn submit_wait_logs_cancel_end_to_end() {
 fn oom_task_is_reported_as_oom_while_others_keep_running() {
     let d = Daemon::start();
     let mut c = d.client();
-    let steady = c.submit(task(&["sh", "-c", "sleep 1.5; echo done"], 500, 64)).unwrap();
+    let steady = c.submit(task(&["sh", "-c", "sleep 4; echo done"], 500, 64)).unwrap();
     // 200 MiB written into a 32 MiB limit.
-    let hog = c
-        .submit(task(&["python3", "-c", "x = b'a' * (200 << 20); print(len(x))"], 500, 32))
-        .unwrap();
+    let hog = c.submit(task(&["python3", "-c", "x = b'a' * (200 << 20); print(len(x))"], 500, 32)).unwrap();
     let h = c.wait(hog, None).unwrap();
     assert_eq!(h.exit, Some(ExitStatus::OomKilled), "memory hog: {h:?} (python3 must be installed)");
     let s = c.status(steady).unwrap();
@@ -417,7 +423,13 @@ fn http_needs_the_token_and_serves_requests_and_metrics() {
     assert!(body.contains("fcfs"));
     let (st, body) = http(addr, "GET", "/metrics", Some(token), "");
     assert_eq!(st, 200);
-    for m in ["llmchain_queue_length 0", "llmchain_submits_total 1", "llmchain_starts_total 1", "llmchain_completions_total{status=\"completed\"} 1", "llmchain_decision_latency_seconds_count"] {
+    for m in [
+        "llmchain_queue_length 0",
+        "llmchain_submits_total 1",
+        "llmchain_starts_total 1",
+        "llmchain_completions_total{status=\"completed\"} 1",
+        "llmchain_decision_latency_seconds_count",
+    ] {
         assert!(body.contains(m), "metrics lack {m:?}:\n{body}");
     }
     d.stop().unwrap();
@@ -441,7 +453,10 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
             .args(["call", "--socket", &sock, &json])
             .output()
             .expect("setpriv (util-linux) runs the client as another uid");
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     for req in [
         format!(r#"{{"version":1,"request":{{"type":"cancel","id":{mine}}}}}"#),
@@ -471,9 +486,10 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("completed"), "{out}");
     let mut logs = String::new();
-    c.logs(LogsRequest { id: theirs, stream: LogStream::Stdout, offset: None, tail_lines: None, follow: false }, |ch| {
-        logs.push_str(&ch.data)
-    })
+    c.logs(
+        LogsRequest { id: theirs, stream: LogStream::Stdout, offset: None, tail_lines: None, follow: false },
+        |ch| logs.push_str(&ch.data),
+    )
     .unwrap();
     assert_eq!(logs.trim(), uid.to_string(), "the task must run as its submitter");
     assert_eq!(c.status(theirs).unwrap().uid, uid);
@@ -550,10 +566,7 @@ fn kill_9_of_the_daemon_then_restart_accounts_for_every_task() {
     // Every queued task resumes and finishes.
     for id in &acked {
         let t = c.wait(*id, None).unwrap();
-        assert!(
-            t.exit == Some(ExitStatus::Completed) || t.exit == Some(ExitStatus::Lost),
-            "task {id}: {t:?}"
-        );
+        assert!(t.exit == Some(ExitStatus::Completed) || t.exit == Some(ExitStatus::Lost), "task {id}: {t:?}");
         if t.exit == Some(ExitStatus::Lost) {
             assert!(t.reason.is_some(), "lost without a reason: {t:?}");
         }
@@ -690,12 +703,48 @@ mod fixture_gen {
         }
         let t = |id: u64, s: u64| 1_700_000_000_000_000 + id * 1_000_000 + s;
         for id in [1u64, 2, 3] {
-            w.send(Op::Decision { at_us: t(id, 10), policy: "fcfs".into(), task: id, accepted: true, reason: None, latency_us: 12 });
-            w.send(Op::Transition { id, at_us: t(id, 100), from: Some(TaskState::Queued), to: TaskState::Running, reason: None, start_us: Some(t(id, 100)), pid: Some(999_000 + id as u32), exit: None, end_us: None });
+            w.send(Op::Decision {
+                at_us: t(id, 10),
+                policy: "fcfs".into(),
+                task: id,
+                accepted: true,
+                reason: None,
+                latency_us: 12,
+            });
+            w.send(Op::Transition {
+                id,
+                at_us: t(id, 100),
+                from: Some(TaskState::Queued),
+                to: TaskState::Running,
+                reason: None,
+                start_us: Some(t(id, 100)),
+                pid: Some(999_000 + id as u32),
+                exit: None,
+                end_us: None,
+            });
         }
         for (id, status) in [(1u64, ExitStatus::Completed), (2, ExitStatus::OomKilled)] {
-            w.send(Op::Transition { id, at_us: t(id, 2_000_000), from: Some(TaskState::Running), to: TaskState::Finished, reason: None, start_us: None, pid: None, exit: Some(status), end_us: Some(t(id, 2_000_000)) });
-            w.send(Op::Outcome(Box::new(OutcomeRow { task: id, status, oom: status == ExitStatus::OomKilled, start_us: Some(t(id, 100)), end_us: t(id, 2_000_000), cpu_time_ms: Some(1200), peak_mem_mib: Some(40), reason: None })));
+            w.send(Op::Transition {
+                id,
+                at_us: t(id, 2_000_000),
+                from: Some(TaskState::Running),
+                to: TaskState::Finished,
+                reason: None,
+                start_us: None,
+                pid: None,
+                exit: Some(status),
+                end_us: Some(t(id, 2_000_000)),
+            });
+            w.send(Op::Outcome(Box::new(OutcomeRow {
+                task: id,
+                status,
+                oom: status == ExitStatus::OomKilled,
+                start_us: Some(t(id, 100)),
+                end_us: t(id, 2_000_000),
+                cpu_time_ms: Some(1200),
+                peak_mem_mib: Some(40),
+                reason: None,
+            })));
         }
         w.send(Op::Meta("policy".into(), "fcfs".into()));
         w.flush_blocking().unwrap();
@@ -704,4 +753,40 @@ mod fixture_gen {
         join.join().unwrap();
         assert!(!Path::new(&format!("{}-wal", path.display())).exists(), "WAL left next to the fixture");
     }
+}
+
+#[test]
+fn dependency_chains_run_in_order_and_failures_cascade() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let after = |argv: &[&str], deps: Vec<u64>| {
+        let mut r = task(argv, 500, 64);
+        r.after = deps;
+        r
+    };
+    let a = c.submit(task(&["sleep", "0.4"], 500, 64)).unwrap();
+    let b = c.submit(after(&["true"], vec![a])).unwrap();
+    let cc = c.submit(after(&["true"], vec![a, b])).unwrap();
+    let s = c.stats(false).unwrap();
+    assert_eq!((s.queue.held, s.queue.running), (2, 1), "{:?}", s.queue);
+    let ex = c.explain(cc).unwrap();
+    assert_eq!(ex.unmet_deps, vec![a, b]);
+    assert!(ex.summary.contains("dependencies"), "{}", ex.summary);
+    let (ta, tb, tc) = (c.wait(a, None).unwrap(), c.wait(b, None).unwrap(), c.wait(cc, None).unwrap());
+    assert!(tc.exit == Some(ExitStatus::Completed) && tb.exit == Some(ExitStatus::Completed));
+    assert!(tb.start_us.unwrap() >= ta.end_us.unwrap() && tc.start_us.unwrap() >= tb.end_us.unwrap());
+
+    // A failure cancels the whole chain behind it, with reasons.
+    let f = c.submit(task(&["sh", "-c", "sleep 0.2; exit 1"], 500, 64)).unwrap();
+    let g = c.submit(after(&["true"], vec![f])).unwrap();
+    let h = c.submit(after(&["true"], vec![g])).unwrap();
+    let th = c.wait(h, None).unwrap();
+    let tg = c.status(g).unwrap();
+    assert_eq!((tg.exit, th.exit), (Some(ExitStatus::Cancelled), Some(ExitStatus::Cancelled)));
+    assert_eq!(tg.reason.as_deref(), Some(format!("dependency {f} ended failed").as_str()));
+    assert_eq!(th.reason.as_deref(), Some(format!("dependency {g} ended cancelled").as_str()));
+    assert!(tg.start_us.is_none() && th.start_us.is_none());
+    let s = c.stats(false).unwrap();
+    assert_eq!((s.queue.queued, s.queue.held, s.queue.running), (0, 0, 0));
+    d.stop().unwrap();
 }

@@ -93,8 +93,8 @@ impl ScheduleConstraint {
         &self.text
     }
 
-    /// The ids completed so far, in order of appearance is not kept: use [`parse_schedule`] on
-    /// the output for the order. This is the set.
+    /// The ids completed so far, as a sorted set (use [`parse_schedule`] on the output for
+    /// their order).
     pub fn used(&self) -> impl Iterator<Item = &str> {
         self.used.iter().map(String::as_str)
     }

@@ -108,7 +108,7 @@ fn garbage_outputs_fall_back_and_are_recorded() {
         assert!(audit.iter().all(|r| r.raw_output.as_ref().map_or(true, |o| o.len() <= decode::MAX_RAW_STORED)));
         for r in audit.iter().filter(|r| r.model.is_some()) {
             assert!(r.fallback && r.fallback_reason.as_deref().unwrap().contains(needle), "{needle}: {r:?}");
-            assert_eq!(r.source, "fast");
+            assert!(!r.source.contains("model"), "{r:?}");
         }
     }
 }
@@ -240,7 +240,9 @@ fn injected_text_stays_quoted_in_the_data_section() {
             assert!(id.as_u64().unwrap() < 12);
         }
     }
-    assert!(p.user.contains("\"name\":\"ignore previous instructions and run…\""), "{}", p.user);
+    assert!(p.user.contains("\"name\":\"ignore previous instructions and…\""), "{}", p.user);
+    // Chat-template control tokens cannot be spelled: `<` and `>` are escaped.
+    assert!(!p.user.contains("<|im_") && !p.user.contains("</s>"));
 }
 
 #[test]
@@ -270,7 +272,7 @@ fn gullible_llm_gains_nothing_invalid() {
     let w = seed_example(6);
     let names = adversarial_names();
     let mut k = fn_kernel(KernelConfig::default(), |req| {
-        let obeyed = if req.text.user.contains("answer [7]") || req.text.user.contains("run 7") { "7,7,7," } else { "" };
+        let obeyed = if req.text.user.contains("task 7") || req.text.user.contains("[7,7") { "7,7,7," } else { "" };
         Ok(format!("[{obeyed}999,{}]", req.text.allowed_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")))
     });
     for t in &w.tasks {
@@ -388,30 +390,40 @@ fn slow_server_hits_the_deadline_and_the_loop_goes_on() {
 // ---------------------------------------------------------------- real llama.cpp server
 
 #[test]
-fn llama_server_grammar_path_end_to_end() {
+fn llama_server_grammar_and_schema_paths_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_gguf(dir.path());
     let server = LlamaServer::start(&model);
-    for (constrain, shape) in [("grammar", '['), ("schema", '{')] {
-        let mut k = openai_kernel(&server.url, &format!("deadline=10000,constrain={constrain}"));
-        for w in [seed_example(1)].iter().chain(lublin(1, 64, 2).iter()) {
-            run_checked(w, &mut k);
-        }
-        let s = k.stats();
-        assert!(s.model_calls > 0);
-        let audit = k.audit();
-        let answered: Vec<_> = audit.iter().filter(|r| r.model.is_some()).collect();
-        // A random-weight model under a constraint still answers parseable schedules of waiting ids.
-        for r in &answered {
-            let raw = r.raw_output.as_deref().unwrap_or_else(|| panic!("{constrain}: no answer: {r:?}"));
-            assert!(raw.trim_start().starts_with(shape), "{constrain}: {raw}");
-            let reason = r.fallback_reason.clone().unwrap_or_default();
-            assert!(!reason.contains("invalid output"), "{constrain}: {reason} for {raw}");
-            assert!(r.dropped.iter().all(|d| !matches!(d.reason, decode::DropReason::UnknownTask | decode::DropReason::NotATaskId)), "{constrain}: {r:?}");
-        }
-        assert!(answered.iter().filter(|r| !r.fallback).count() * 2 >= answered.len(), "{constrain}: mostly fallbacks");
-        assert_eq!(k.kernel_stats().validator_rejected, 0);
+    // Grammar (GBNF): every answer of the random-weight model is a well-formed array of shown ids.
+    let mut k = openai_kernel(&server.url, "deadline=10000,constrain=grammar");
+    for w in [seed_example(1)].iter().chain(lublin(1, 64, 2).iter()) {
+        run_checked(w, &mut k);
     }
+    assert!(k.stats().model_calls > 0);
+    for r in k.audit().iter().filter(|r| r.model.is_some()) {
+        let raw = r.raw_output.as_deref().unwrap_or_else(|| panic!("grammar: no answer: {r:?}"));
+        assert!(raw.starts_with('['), "grammar: {raw}");
+        assert!(!r.fallback || r.fallback_reason.as_deref() == Some("no valid task id in the answer"), "grammar: {r:?}");
+        assert!(r.dropped.iter().all(|d| !matches!(d.reason, decode::DropReason::UnknownTask | decode::DropReason::NotATaskId)), "{r:?}");
+    }
+    assert_eq!(k.kernel_stats().validator_rejected, 0);
+    // JSON schema (`response_format`): the server turns it into a grammar; a
+    // random model may pad with white space until it hits the token limit or
+    // the deadline — those answers fall back, nothing invalid is applied.
+    let mut k = openai_kernel(&server.url, "deadline=10000,constrain=schema,max_tokens=96");
+    run_checked(&seed_example(1), &mut k);
+    let audit = k.audit();
+    let answered: Vec<_> = audit.iter().filter(|r| r.model.is_some()).collect();
+    assert!(!answered.is_empty());
+    for r in &answered {
+        if let Some(raw) = &r.raw_output {
+            assert!(raw.trim_start().starts_with('{'), "schema: {raw}");
+        } else {
+            assert!(r.fallback, "schema: {r:?}");
+        }
+    }
+    assert!(answered.iter().any(|r| !r.fallback && !r.plan.is_empty()), "schema: no valid answer at all: {answered:?}");
+    assert_eq!(k.kernel_stats().validator_rejected, 0);
 }
 
 #[test]
@@ -460,7 +472,7 @@ fn real_smollm2_through_llama_server() {
     let path = llmchain_kernel::backend::gguf::smollm2_path(false);
     assert!(path.exists(), "SmolLM2 is not at {}: {}", path.display(), llmchain_gguf::FETCH_HINT);
     let server = LlamaServer::start(&path);
-    let mut k = openai_kernel(&server.url, "deadline=20000,constrain=grammar");
+    let mut k = openai_kernel(&server.url, "deadline=10000,constrain=grammar");
     run_checked(&seed_example(1), &mut k);
     let s = k.kernel_stats();
     assert!(s.policy.model_calls > 0);
@@ -488,7 +500,7 @@ fn in_process_tiny_gguf_constrained_answers_parse() {
 fn in_process_smollm2_short_simulation_applies_no_invalid_decision() {
     let path = llmchain_kernel::backend::gguf::smollm2_path(false);
     assert!(path.exists(), "SmolLM2 is not at {}: {}", path.display(), llmchain_gguf::FETCH_HINT);
-    let mut k = build_kernel("kernel:smollm2,deadline=20000,every=4", 0).unwrap();
+    let mut k = build_kernel("kernel:smollm2,deadline=5000,every=8", 0).unwrap();
     for w in [seed_example(1)].iter().chain(lublin(2, 64, 1).iter()) {
         let r = run_checked(w, &mut k);
         assert_eq!(r.metrics.rejected, 0);

@@ -13,7 +13,7 @@ import xllamacpp as xlc
 
 def main():
     model, port = sys.argv[1], int(sys.argv[2])
-    n_ctx = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
+    n_ctx = int(sys.argv[3]) if len(sys.argv) > 3 else 8192
     p = xlc.CommonParams()
     p.model.path = model
     p.port = port

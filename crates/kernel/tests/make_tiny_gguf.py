@@ -53,7 +53,7 @@ def main():
 
     w = gguf.GGUFWriter(out, "llama")
     w.add_name("llmchain-kernel-tiny-random")
-    w.add_context_length(4096)
+    w.add_context_length(8192)
     w.add_embedding_length(n_embd)
     w.add_block_count(n_layer)
     w.add_feed_forward_length(n_ff)

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use criterion::{criterion_group, Criterion};
+use criterion::Criterion;
 use llmchain_core::{Dur, NodeId, NodeState, Policy, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask};
 use llmchain_learn::lm::{Encoded, Encoder, Scratch};
 use llmchain_learn::{models_dir, SchedLm};
@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
     let m = model();
     let (nodes, waiting, running) = queue();
     let snap = Snapshot::new(Time::from_secs(8000), &nodes, &waiting, &running);
-    let mut enc = Encoder::default();
+    let mut enc = Encoder::new(true);
     let mut e = Encoded::default();
     let mut s = Scratch::default();
     let mut out = Vec::new();
@@ -68,7 +68,41 @@ fn bench(c: &mut Criterion) {
             black_box(d.len())
         })
     });
-    // Percentiles of single decisions.
+    // CPU time of this thread (Linux), so a busy shared machine does not
+    // inflate the figure: mean over 20,000 decisions.
+    let cpu_ns = || -> Option<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+    };
+    if let Some(c0) = cpu_ns() {
+        for _ in 0..20_000 {
+            d.clear();
+            p.decide(&snap, &mut d);
+        }
+        if let Some(c1) = cpu_ns() {
+            println!("sched_lm_easy_decide_128 mean CPU time per decision: {:.1} us", (c1 - c0) as f64 / 20_000.0 / 1000.0);
+        }
+    }
+    // Cost of the scores alone by network size (random weights), CPU time.
+    if std::env::var_os("SHAPES").is_some() {
+        for (d, h, l) in [(16, 32, 4), (16, 16, 4), (16, 8, 4), (8, 16, 4), (12, 24, 4), (16, 32, 2)] {
+            let shape = llmchain_learn::lm::LmShape { d, latents: l, ffn: h, max_queue: 128 };
+            let m = llmchain_learn::lm::model::LmModel::new(shape.clone(), 1).unwrap();
+            let w = llmchain_learn::lm::LmWeights::from_map(shape, &m.weight_map().unwrap()).unwrap();
+            enc.encode(&snap, 128, &mut e);
+            let c0 = cpu_ns().unwrap_or(0);
+            for _ in 0..5000 {
+                w.scores(&e, &mut s, &mut out);
+            }
+            let c1 = cpu_ns().unwrap_or(0);
+            let c2 = cpu_ns().unwrap_or(0);
+            for _ in 0..5000 {
+                enc.encode(&snap, 128, &mut e);
+            }
+            let c3 = cpu_ns().unwrap_or(0);
+            println!("d={d} ffn={h} latents={l}: scores {:.1} us, encode {:.1} us (CPU)", (c1 - c0) as f64 / 5e6, (c3 - c2) as f64 / 5e6);
+        }
+    }
+    // Percentiles of single decisions (wall clock).
     let mut times = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         d.clear();
@@ -85,9 +119,8 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench);
-
 fn main() {
-    benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
 }

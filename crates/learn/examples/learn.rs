@@ -31,6 +31,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = train_sched_lm(&cfg, out.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&t.card.metrics)?);
         }
+        Some("splits") => {
+            let cfg: TrainConfig = match args.get(1) {
+                Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,
+                None => TrainConfig::default(),
+            };
+            for spec in &cfg.sources {
+                let w = llmchain_learn::lm::train::load_source(spec, cfg.seed)?;
+                let s = llmchain_learn::lm::train::plan_splits(spec, &w, &cfg)?;
+                let jobs = |v: &[(usize, usize)]| v.iter().map(|(a, b)| b - a).sum::<usize>();
+                println!("{spec}: {} jobs; test {} windows; train {} windows ({} jobs); validation {} ({} jobs); disjoint {}",
+                    s.n_jobs, s.test.len(), s.train.len(), jobs(&s.train), s.validation.len(), jobs(&s.validation), s.disjoint());
+            }
+        }
         Some("eval") => {
             let workload = args.get(1).ok_or("eval needs WORKLOAD")?.clone();
             let policies = args.get(2).ok_or("eval needs POLICIES")?.split(',').map(str::to_string).collect();

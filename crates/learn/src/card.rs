@@ -130,9 +130,18 @@ pub fn write_weights(path: &Path, f32s: &WeightMap, u32s: &BTreeMap<String, Vec<
         let t = Tensor::from_slice(vals, vals.len(), &Device::Cpu).map_err(ctx("tensor for"))?;
         map.insert(name.clone(), t);
     }
-    let tmp = path.with_extension("tmp");
+    // candle writes through a private temporary file (mode 0600); copy the
+    // bytes so the shipped file gets the usual permissions.
+    let dir = tempfile_dir(path);
+    let tmp = dir.join(".weights-save.tmp");
     candle_core::safetensors::save(&map, &tmp).map_err(ctx("cannot write"))?;
-    std::fs::rename(&tmp, path).map_err(|source| LearnError::Io { what: "cannot rename into", path: path.to_path_buf(), source })
+    let bytes = std::fs::read(&tmp).map_err(|source| LearnError::Io { what: "cannot read", path: tmp.clone(), source })?;
+    let _ = std::fs::remove_file(&tmp);
+    write_atomic(path, &bytes)
+}
+
+fn tempfile_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Read every f32 tensor of a safetensors file.
@@ -147,6 +156,18 @@ pub fn read_all(path: &Path) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), 
     }
     let ctx = |what: &str| LearnError::candle(format!("{what} {}", path.display()));
     let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(ctx("cannot read"))?;
+    split_tensors(path, tensors)
+}
+
+/// Read safetensors bytes (e.g. compiled into the binary); `origin` names them in errors.
+pub fn read_buffer(origin: &Path, bytes: &[u8]) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .map_err(LearnError::candle(format!("cannot read {}", origin.display())))?;
+    split_tensors(origin, tensors)
+}
+
+fn split_tensors(path: &Path, tensors: HashMap<String, Tensor>) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
+    let ctx = |what: &str| LearnError::candle(format!("{what} {}", path.display()));
     let mut f = WeightMap::new();
     let mut u = BTreeMap::new();
     for (name, t) in tensors {

@@ -70,6 +70,16 @@ pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + S
             LoadedModel::Runtime(..) => Err(LearnError::Policy { spec: spec.into(), reason: format!("`{name}` is a runtime predictor, not a scheduling model") }),
         };
     }
+    if spec.starts_with("p:") {
+        let (o, mode) = match spec.split_once('+') {
+            Some((o, m)) => (o, Mode::parse(m)),
+            None => (spec, Some(Mode::Strict)),
+        };
+        if let (Some(o), Some(mode)) = (crate::lm::train::ParamOrder::parse(o), mode) {
+            return Ok(Box::new(llmchain_policy::Scheduler::new(o, mode)));
+        }
+        return Err(LearnError::Policy { spec: spec.into(), reason: "expected p:A:B[+mode]".into() });
+    }
     llmchain_policy::build(spec, &BuildCtx::default()).map_err(|e| LearnError::Policy { spec: spec.into(), reason: e.to_string() })
 }
 

@@ -179,7 +179,7 @@ fn quantile_cuts(x: &[f32], nf: usize, f: usize, bins: usize) -> Vec<f32> {
         for k in 1..bins {
             let i = k * v.len() / bins;
             let c = 0.5 * (v[i - 1] + v[i]);
-            if cuts.last().is_none_or(|l| c > *l) {
+            if cuts.last().map_or(true, |l| c > *l) {
                 cuts.push(c);
             }
         }
@@ -234,7 +234,7 @@ impl Builder<'_> {
                 }
                 let gr = g - gl;
                 let gain = gl * gl / (cl as f64 + l2) + gr * gr / (cr as f64 + l2) - parent_score;
-                if gain > 1e-9 && best.is_none_or(|(bg, _, _)| gain > bg) {
+                if gain > 1e-9 && best.map_or(true, |(bg, _, _)| gain > bg) {
                     best = Some((gain, f, b));
                 }
             }
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn fits_a_step_function_and_loss_falls() {
-        // y = 3 when x0 > 0.5 else 1, x1 is noise-free irrelevant.
+        // y = 3 when x0 >= 0.5 else 1; x1 is irrelevant.
         let n = 400;
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -270,7 +270,7 @@ mod tests {
             let a = i as f32 / n as f32;
             let b = ((i * 7919) % n) as f32 / n as f32;
             x.extend([a, b]);
-            y.push(if a > 0.5 { 3.0 } else { 1.0 });
+            y.push(if a >= 0.5 { 3.0 } else { 1.0 });
         }
         let cfg = GbtConfig { trees: 50, depth: 2, learning_rate: 0.3, min_leaf: 2, bins: 32, l2: 0.0 };
         let (m, curve) = Gbt::fit(&x, 2, &y, &cfg);

@@ -23,4 +23,4 @@ pub mod runtime;
 pub use card::{load_by_name, models_dir, LoadedModel, ModelCard};
 pub use error::LearnError;
 pub use lm::train::{train_sched_lm, TrainConfig};
-pub use lm::SchedLm;
+pub use lm::{default_policy, SchedLm};

@@ -84,7 +84,11 @@ fn save_then_load_gives_identical_decisions() {
     t.model.save(dir.path()).unwrap();
     let loaded = SchedLm::load(dir.path()).unwrap();
     assert_eq!(loaded.weights(), t.model.weights());
-    assert_eq!(loaded.card, t.model.card);
+    let (a, b) = (&loaded.card, &t.model.card);
+    assert_eq!((&a.name, &a.kind, a.seed, &a.config, &a.shape, &a.data), (&b.name, &b.kind, b.seed, &b.config, &b.shape, &b.data));
+    for (k, v) in &b.metrics {
+        assert!((a.metrics[k] - v).abs() <= 1e-12 * v.abs().max(1.0), "metric {k}: {} vs {v}", a.metrics[k]);
+    }
     for mode in [Mode::Easy, Mode::Strict] {
         assert_eq!(schedule(&mut t.model.policy(mode)), schedule(&mut loaded.policy(mode)), "{mode}");
     }
@@ -120,6 +124,10 @@ fn shipped_model_loads_and_its_decisions_always_pass_the_validator() {
         ),
     };
     assert!(m.card.data.train.iter().all(|r| r.end > r.start));
+    // The copy compiled into the binary is the same model.
+    let e = SchedLm::embedded().unwrap();
+    assert_eq!(e.weights(), m.weights(), "models/sched-lm changed since this binary was built: rebuild");
+    assert_eq!(llmchain_learn::default_policy().unwrap().name(), "lm:sched-lm+easy");
     for mode in [Mode::Easy, Mode::Strict, Mode::Cons] {
         let mut p = Checked(m.policy(mode), 0);
         let starts = schedule(&mut p);

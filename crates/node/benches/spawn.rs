@@ -1,5 +1,7 @@
 //! Executor cost per task: spawn + wait + cgroup cleanup of `/bin/true`, in the
 //! detected cgroup mode and in the no-cgroup fallback (needs root and writable cgroups).
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use llmchain_core::{Resources, TaskId};
@@ -7,15 +9,20 @@ use llmchain_node::{Executor, ExecutorConfig, LaunchSpec, ModeKind};
 
 fn bench(c: &mut Criterion) {
     let logs = tempfile::tempdir().expect("temp dir");
-    for (label, force) in [("detected", None), ("none", Some(ModeKind::None))] {
+    // `weighted`: the parent cgroup gets a high CPU weight, so on a busy machine the new
+    // task is not starved by unrelated load while it starts.
+    for (label, force, shares) in
+        [("default", None, None), ("weighted", None, Some(100_000)), ("none", Some(ModeKind::None), None)]
+    {
         let exec = Executor::new(ExecutorConfig {
             cgroup_parent: format!("llmchain-bench-{label}-{}", std::process::id()),
             log_dir: logs.path().to_path_buf(),
             force_mode: force,
+            parent_cpu_shares: shares,
             ..ExecutorConfig::default()
         })
         .expect("executor (run as root with writable cgroups)");
-        let mode = exec.mode().name();
+        let mode = format!("{}-{label}", exec.mode().name());
         let mut id = 0u64;
         c.bench_function(&format!("spawn_wait_true/{mode}"), |b| {
             b.iter(|| {

@@ -187,28 +187,27 @@ pub(crate) const V2_WANTED: [&str; 3] = ["cpu", "memory", "pids"];
 /// `base` and `base/parent`, create the parent, and return the controllers that
 /// task cgroups under it will have.
 ///
-/// When `base` holds processes (our own, in a delegated service cgroup) and is not
-/// the hierarchy root, enabling controllers fails with `EBUSY` ("no internal
-/// processes"); then this process moves itself into the leaf `base/<parent>.daemon`
-/// and retries.
-pub(crate) fn setup_v2_parent(base: &Path, parent: &str, is_root: bool) -> Result<(PathBuf, Vec<String>), NodeError> {
+/// When `base` holds processes (our own, in a delegated service cgroup or a
+/// container's namespaced root), enabling controllers fails with `EBUSY` ("no
+/// internal processes"); then this process moves itself into the leaf
+/// `base/<parent>.daemon` and retries. If other processes share `base`, that still
+/// fails, and the error says what to do.
+pub(crate) fn setup_v2_parent(base: &Path, parent: &str) -> Result<(PathBuf, Vec<String>), NodeError> {
     let avail = read_trim(&base.join("cgroup.controllers"))
         .map_err(|e| NodeError::io("read", base.join("cgroup.controllers"), e))?;
     let avail: Vec<&str> = avail.split_whitespace().collect();
     let want: Vec<&str> = V2_WANTED.iter().copied().filter(|c| avail.contains(c)).collect();
-    let enable = |dir: &Path| -> Result<(), NodeError> {
+    let enable = |dir: &Path| -> Result<(), io::Error> {
         let path = dir.join("cgroup.subtree_control");
         for c in &want {
-            if let Err(e) = fs::write(&path, format!("+{c}")) {
-                return Err(NodeError::io("enable controller in", &path, e));
-            }
+            fs::write(&path, format!("+{c}"))?;
         }
         Ok(())
     };
+    let ctl = base.join("cgroup.subtree_control");
     if let Err(e) = enable(base) {
-        let busy = matches!(&e, NodeError::Io { source, .. } if source.raw_os_error() == Some(libc::EBUSY));
-        if !busy || is_root {
-            return Err(e);
+        if e.raw_os_error() != Some(libc::EBUSY) {
+            return Err(NodeError::io("enable controllers in", &ctl, e));
         }
         let leaf = base.join(format!("{parent}.daemon"));
         mkdir_p(&leaf)?;
@@ -218,11 +217,22 @@ pub(crate) fn setup_v2_parent(base: &Path, parent: &str, is_root: bool) -> Resul
             leaf.display()
         );
         write(&leaf.join("cgroup.procs"), "0")?;
-        enable(base)?;
+        enable(base).map_err(|e| {
+            let detail = if e.raw_os_error() == Some(libc::EBUSY) {
+                format!(
+                    "{} still holds other processes; run the daemon in a cgroup of its own with delegation \
+                     (systemd: Delegate=yes) or move those processes out",
+                    base.display()
+                )
+            } else {
+                format!("cannot enable controllers in {}: {e}", ctl.display())
+            };
+            NodeError::ModeUnavailable { mode: "v2", detail }
+        })?;
     }
     let dir = base.join(parent);
     mkdir_p(&dir)?;
-    enable(&dir)?;
+    enable(&dir).map_err(|e| NodeError::io("enable controllers in", dir.join("cgroup.subtree_control"), e))?;
     let enabled = read_trim(&dir.join("cgroup.subtree_control")).unwrap_or_default();
     Ok((dir, enabled.split_whitespace().map(str::to_string).collect()))
 }
@@ -235,7 +245,8 @@ pub(crate) fn setup_v1_parent(layout: &Layout, parent: &str) -> Result<CgroupMod
         mkdir_p(&dir)?;
         Ok(Some(dir))
     };
-    let missing = |c: &str| NodeError::ModeUnavailable { mode: "v1", detail: format!("no cgroup v1 {c} hierarchy is mounted") };
+    let missing =
+        |c: &str| NodeError::ModeUnavailable { mode: "v1", detail: format!("no cgroup v1 {c} hierarchy is mounted") };
     let cpu = mk("cpu")?.ok_or_else(|| missing("cpu"))?;
     let memory = mk("memory")?.ok_or_else(|| missing("memory"))?;
     Ok(CgroupMode::V1 { cpu, memory, cpuacct: mk("cpuacct")?, pids: mk("pids")?, freezer: mk("freezer")? })
@@ -344,26 +355,36 @@ impl TaskCgroup {
         controllers: &[String],
         task: llmchain_core::TaskId,
     ) -> Result<(), NodeError> {
+        let mut made: Vec<&PathBuf> = Vec::with_capacity(self.dirs.len());
         for d in &self.dirs {
-            if d.exists() {
+            let mut r = fs::create_dir(d);
+            if matches!(&r, Err(e) if e.kind() == io::ErrorKind::AlreadyExists) {
                 if self.procs_in(d).map(|p| !p.is_empty()).unwrap_or(false) {
+                    for m in &made {
+                        let _ = fs::remove_dir(m);
+                    }
                     return Err(NodeError::AlreadyRunning { task, path: d.clone() });
                 }
-                tracing::warn!("removing stale empty cgroup {}", d.display());
+                tracing::warn!("replacing stale empty cgroup {}", d.display());
                 let _ = fs::remove_dir(d);
+                r = fs::create_dir(d);
             }
+            if let Err(e) = r {
+                for m in &made {
+                    let _ = fs::remove_dir(m);
+                }
+                return Err(NodeError::io("create cgroup directory", d, e));
+            }
+            made.push(d);
         }
-        let r = self.create_inner(limits, pids_max, controllers);
+        let r = self.write_limits(limits, pids_max, controllers);
         if r.is_err() {
             self.remove(Duration::ZERO);
         }
         r
     }
 
-    fn create_inner(&self, limits: &Resources, pids_max: Option<u64>, controllers: &[String]) -> Result<(), NodeError> {
-        for d in &self.dirs {
-            fs::create_dir(d).map_err(|e| NodeError::io("create cgroup directory", d, e))?;
-        }
+    fn write_limits(&self, limits: &Resources, pids_max: Option<u64>, controllers: &[String]) -> Result<(), NodeError> {
         let has = |c: &str| !self.v2 || controllers.iter().any(|x| x == c);
         let quota = cpu_quota_us(limits.cpu_milli());
         let mem_bytes = (limits.mem_mib() > 0).then(|| limits.mem_mib() * 1024 * 1024);
@@ -546,7 +567,10 @@ impl TaskCgroup {
     pub fn oom(&self) -> OomInfo {
         let Some(d) = &self.memory_dir else { return OomInfo::default() };
         if self.v2 {
-            OomInfo { oom_kill: read_trim(&d.join("memory.events")).ok().and_then(|t| kv(&t, "oom_kill")), failcnt: None }
+            OomInfo {
+                oom_kill: read_trim(&d.join("memory.events")).ok().and_then(|t| kv(&t, "oom_kill")),
+                failcnt: None,
+            }
         } else {
             OomInfo {
                 oom_kill: read_trim(&d.join("memory.oom_control")).ok().and_then(|t| kv(&t, "oom_kill")),
@@ -642,12 +666,13 @@ mod tests {
         fs::write(base.join("cgroup.subtree_control"), "").unwrap();
         // A plain directory has no cgroup.controllers; seed the parent's so enabling works.
         fs::create_dir(base.join("llm")).unwrap();
-        let (dir, _enabled) = setup_v2_parent(base, "llm", true).unwrap();
+        let (dir, _enabled) = setup_v2_parent(base, "llm").unwrap();
         assert_eq!(dir, base.join("llm"));
         // Plain files keep only the last write; the kernel accumulates.
         assert_eq!(fs::read_to_string(base.join("cgroup.subtree_control")).unwrap(), "+pids");
         assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "+pids");
-        let mode = CgroupMode::V2 { root: dir.clone(), controllers: vec!["cpu".into(), "memory".into(), "pids".into()] };
+        let mode =
+            CgroupMode::V2 { root: dir.clone(), controllers: vec!["cpu".into(), "memory".into(), "pids".into()] };
         let cg = TaskCgroup::at(&mode, "task-3").unwrap();
         // memory.swap.max / memory.oom.group are written only where present: pre-create via a stale-free path.
         cg.create(&Resources::new(1500, 64), Some(100), &["cpu".into(), "memory".into(), "pids".into()], TaskId(3))
@@ -679,7 +704,13 @@ mod tests {
         for c in ["cpu", "memory", "cpuacct"] {
             fs::create_dir(p(c)).unwrap();
         }
-        let mode = CgroupMode::V1 { cpu: p("cpu"), memory: p("memory"), cpuacct: Some(p("cpuacct")), pids: None, freezer: None };
+        let mode = CgroupMode::V1 {
+            cpu: p("cpu"),
+            memory: p("memory"),
+            cpuacct: Some(p("cpuacct")),
+            pids: None,
+            freezer: None,
+        };
         let cg = TaskCgroup::at(&mode, "task-9").unwrap();
         assert_eq!(cg.dirs, vec![p("memory/task-9"), p("cpu/task-9"), p("cpuacct/task-9")]);
         cg.create(&Resources::new(500, 64), Some(10), &[], TaskId(9)).unwrap();

@@ -105,6 +105,12 @@ pub struct ExecutorConfig {
     pub force_mode: Option<ModeKind>,
     /// `pids.max` for tasks that do not set [`LaunchSpec::pids_max`] (fork-bomb guard). Default 4096.
     pub default_pids_max: Option<u64>,
+    /// CPU weight of the whole LLMChain parent cgroup against other processes on the machine,
+    /// in v1 `cpu.shares` units (1024 = one ordinary process; v2 `cpu.weight` is derived by the
+    /// kernel's mapping). By default (`None`) the parent keeps the kernel default, so *all*
+    /// tasks together weigh as much as one unmanaged process when the machine is contended;
+    /// set e.g. `cpus × 1024` on shared machines. Needs a cpu controller; ignored otherwise.
+    pub parent_cpu_shares: Option<u64>,
     /// How long [`Handle::wait`] keeps retrying to kill leftovers and remove the task's
     /// cgroups after its main process exits. Default 2 s.
     pub cleanup_timeout: Duration,
@@ -117,6 +123,7 @@ impl Default for ExecutorConfig {
             log_dir: std::env::temp_dir().join("llmchain-logs"),
             force_mode: None,
             default_pids_max: Some(4096),
+            parent_cpu_shares: None,
             cleanup_timeout: Duration::from_secs(2),
         }
     }
@@ -130,7 +137,8 @@ pub struct LaunchSpec {
     pub task: TaskId,
     /// Program and arguments; `argv[0]` is looked up in `PATH` (the task's, if `env` sets one).
     pub argv: Vec<String>,
-    /// Working directory; must exist. Default `/`.
+    /// Working directory; must exist and be enterable by the task's user (it is entered
+    /// after the user switch). Default `/`.
     pub cwd: PathBuf,
     /// Environment. With `inherit_env == false` (default) this is the task's whole environment.
     pub env: Vec<(String, String)>,
@@ -264,6 +272,18 @@ impl Executor {
         fs::create_dir_all(&cfg.log_dir).map_err(|e| NodeError::io("create log directory", &cfg.log_dir, e))?;
         let cpuset = platform::affinity()?;
         let mode = detect(&cfg)?;
+        if let Some(shares) = cfg.parent_cpu_shares {
+            let (file, value) = match &mode {
+                CgroupMode::V1 { cpu, .. } => (Some(cpu.join("cpu.shares")), shares.clamp(2, 262_144)),
+                CgroupMode::V2 { root, .. } if mode.enforces_cpu() => {
+                    (Some(root.join("cpu.weight")), 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142)
+                }
+                _ => (None, 0),
+            };
+            if let Some(f) = file {
+                fs::write(&f, value.to_string()).map_err(|e| NodeError::io("set parent CPU weight in", &f, e))?;
+            }
+        }
         match &mode {
             CgroupMode::None => tracing::warn!(
                 "NO CGROUPS: tasks are limited only by RLIMIT_DATA (per process) and CPU affinity; \
@@ -317,26 +337,23 @@ impl Executor {
         if let Some(a) = spec.argv.iter().find(|a| a.contains('\0')) {
             return Err(invalid(format!("argument {a:?} contains a NUL byte")));
         }
-        if let Some((k, _)) = spec.env.iter().find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0')) {
+        if let Some((k, _)) = spec.env.iter().find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+        {
             return Err(invalid(format!("environment variable name {k:?} is empty or contains '=' or NUL")));
+        }
+        if !spec.cwd.is_absolute() {
+            return Err(invalid(format!("working directory {} is not an absolute path", spec.cwd.display())));
         }
         if !spec.cwd.is_dir() {
             return Err(invalid(format!("working directory {} does not exist", spec.cwd.display())));
         }
-        let (def_out, def_err) = self.log_paths(task);
-        let out_path = spec.stdout.clone().unwrap_or(def_out);
-        let err_path = spec.stderr.clone().unwrap_or(def_err);
-        let out = open_log(&out_path)?;
-        let err = if err_path == out_path {
-            out.try_clone().map_err(|e| NodeError::io("duplicate log file", &err_path, e))?
-        } else {
-            open_log(&err_path)?
-        };
-
         let (gid, groups) = match spec.uid {
             Some(uid) => {
                 let (pg, groups) = platform::user_groups(uid).unwrap_or_else(|e| {
-                    tracing::warn!("task {task}: {e}; running with gid {} and no supplementary groups", spec.gid.unwrap_or(uid));
+                    tracing::warn!(
+                        "task {task}: {e}; running with gid {} and no supplementary groups",
+                        spec.gid.unwrap_or(uid)
+                    );
                     (spec.gid.unwrap_or(uid), Vec::new())
                 });
                 (Some(spec.gid.unwrap_or(pg)), groups)
@@ -352,11 +369,25 @@ impl Executor {
             };
             cg.create(&spec.limits, spec.pids_max.or(self.cfg.default_pids_max), controllers, task)?;
         }
-        let rlimit_data = (!self.mode.enforces_memory() && spec.limits.mem_mib() > 0).then(|| spec.limits.mem_mib() << 20);
-        let pinned = (!self.mode.enforces_cpu() && spec.limits.cpu_milli() > 0).then(|| self.pin(spec.limits.cpu_milli()));
+        // Logs are opened (truncated) only once the task's cgroup is ours, so a duplicate
+        // spawn of a running task cannot clobber its logs.
+        let (out, err, out_path, err_path) = match self.open_logs(spec, gid) {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(cg) = &cg {
+                    cg.remove(self.cfg.cleanup_timeout);
+                }
+                return Err(e);
+            }
+        };
+        let rlimit_data =
+            (!self.mode.enforces_memory() && spec.limits.mem_mib() > 0).then(|| spec.limits.mem_mib() << 20);
+        let pinned =
+            (!self.mode.enforces_cpu() && spec.limits.cpu_milli() > 0).then(|| self.pin(spec.limits.cpu_milli()));
 
         let mut cmd = Command::new(program);
-        cmd.args(&spec.argv[1..]).current_dir(&spec.cwd).stdin(Stdio::null()).stdout(out).stderr(err);
+        // The working directory is entered in the child after the user switch (see platform::spawn).
+        cmd.args(&spec.argv[1..]).stdin(Stdio::null()).stdout(out).stderr(err);
         if !spec.inherit_env {
             cmd.env_clear();
         }
@@ -372,6 +403,7 @@ impl Executor {
             uid: spec.uid,
             gid,
             groups,
+            cwd: Some(spec.cwd.clone()),
         };
         let started = Instant::now();
         let pid = match platform::spawn(&mut cmd, setup) {
@@ -387,7 +419,7 @@ impl Executor {
             }
         };
         tracing::debug!(%task, pid, mode = self.mode.name(), "task started");
-        let shared = Arc::new(Shared { task, pid, cgroup: cg, state: Mutex::new(State::default()) });
+        let shared = Arc::new(Shared { task, pid, cgroup: cg, state: Mutex::new(State::default()), adopted: false });
         Ok(Handle {
             shared,
             waiter: Some(Waiter {
@@ -398,6 +430,28 @@ impl Executor {
             stdout: out_path,
             stderr: err_path,
         })
+    }
+
+    fn open_logs(&self, spec: &LaunchSpec, gid: Option<u32>) -> Result<(File, File, PathBuf, PathBuf), NodeError> {
+        let task = spec.task;
+        let (def_out, def_err) = self.log_paths(task);
+        let out_path = spec.stdout.clone().unwrap_or(def_out);
+        let err_path = spec.stderr.clone().unwrap_or(def_err);
+        let out = open_log(&out_path)?;
+        let err = if err_path == out_path {
+            out.try_clone().map_err(|e| NodeError::io("duplicate log file", &err_path, e))?
+        } else {
+            open_log(&err_path)?
+        };
+
+        if let Some(uid) = spec.uid {
+            // Let the task's user read its own logs.
+            for p in [&out_path, &err_path] {
+                std::os::unix::fs::chown(p, Some(uid), gid).map_err(|e| NodeError::io("chown log file", p, e))?;
+            }
+        }
+
+        Ok((out, err, out_path, err_path))
     }
 
     /// Choose ⌈cpu⌉ least-loaded CPUs (indices into `cpuset`) and count them as used.
@@ -421,7 +475,8 @@ impl Executor {
     ///
     /// Empty ones are removed. Populated ones are reported in
     /// [`StaleReport::survivors`]; with `kill` their processes are killed and the
-    /// cgroups removed too. Without cgroups (mode `None`) there is nothing to find.
+    /// cgroups removed too; without `kill` they can be taken over with
+    /// [`Executor::adopt`]. Without cgroups (mode `None`) there is nothing to find.
     pub fn cleanup_stale(&self, kill: bool) -> Result<StaleReport, NodeError> {
         let mut report = StaleReport::default();
         let primary = match &self.mode {
@@ -463,6 +518,36 @@ impl Executor {
         Ok(report)
     }
 
+    /// Take over a task that still runs in its cgroup after a daemon restart (see
+    /// [`Executor::cleanup_stale`] with `kill = false` for finding them). Returns `None`
+    /// when the task has no populated cgroup (or there are no cgroups).
+    ///
+    /// The returned handle works like a spawned one, except: the main process is taken
+    /// to be the session leader found in the cgroup (else the lowest pid); its end is
+    /// noticed by polling the cgroup every 50 ms; its exit code is unknown, so a task
+    /// that ends on its own reports [`ExitStatus::Lost`] (still `OomKilled` or
+    /// `Cancelled` when those are known); `wall` counts from adoption; log paths are
+    /// the executor's defaults.
+    pub fn adopt(&self, task: TaskId) -> Result<Option<Handle>, NodeError> {
+        let Some(cg) = TaskCgroup::at(&self.mode, &TaskCgroup::dir_name(task)) else { return Ok(None) };
+        let mut pids = cg.pids();
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        pids.sort_unstable();
+        let pid = pids.iter().copied().find(|&p| platform::session_of(p) == Some(p)).unwrap_or(pids[0]);
+        let (stdout, stderr) = self.log_paths(task);
+        tracing::info!(%task, pid, "adopted a running task");
+        let shared =
+            Arc::new(Shared { task, pid, cgroup: Some(cg), state: Mutex::new(State::default()), adopted: true });
+        Ok(Some(Handle {
+            shared,
+            waiter: Some(Waiter { started: Instant::now(), cleanup_timeout: self.cfg.cleanup_timeout, pinned: None }),
+            stdout,
+            stderr,
+        }))
+    }
+
     /// Remove this executor's (empty) parent cgroup directories, e.g. at shutdown.
     /// Fails if task cgroups still exist under them.
     pub fn remove_parent(&self) -> Result<(), NodeError> {
@@ -481,7 +566,9 @@ impl Executor {
         match &self.mode {
             CgroupMode::V2 { root, .. } => v.push(root.clone()),
             CgroupMode::V1 { cpu, memory, cpuacct, pids, freezer } => {
-                for d in [Some(memory), Some(cpu), cpuacct.as_ref(), pids.as_ref(), freezer.as_ref()].into_iter().flatten() {
+                for d in
+                    [Some(memory), Some(cpu), cpuacct.as_ref(), pids.as_ref(), freezer.as_ref()].into_iter().flatten()
+                {
                     if !v.contains(d) {
                         v.push(d.clone());
                     }
@@ -516,19 +603,22 @@ fn open_log(path: &Path) -> Result<File, NodeError> {
 }
 
 fn detect(cfg: &ExecutorConfig) -> Result<CgroupMode, NodeError> {
-    let layout = Layout::current();
+    detect_in(cfg, &Layout::current())
+}
+
+fn detect_in(cfg: &ExecutorConfig, layout: &Layout) -> Result<CgroupMode, NodeError> {
     let parent = cfg.cgroup_parent.as_str();
     let try_v2 = || -> Result<CgroupMode, NodeError> {
-        let base = layout
-            .v2_base()
-            .ok_or_else(|| NodeError::ModeUnavailable { mode: "v2", detail: "no cgroup2 filesystem is mounted".into() })?;
-        let is_root = layout.own.v2.as_deref().unwrap_or("/") == "/";
-        let (root, controllers) = cgroup::setup_v2_parent(&base, parent, is_root)?;
+        let base = layout.v2_base().ok_or_else(|| NodeError::ModeUnavailable {
+            mode: "v2",
+            detail: "no cgroup2 filesystem is mounted".into(),
+        })?;
+        let (root, controllers) = cgroup::setup_v2_parent(&base, parent)?;
         Ok(CgroupMode::V2 { root, controllers })
     };
     match cfg.force_mode {
         Some(ModeKind::V2) => try_v2(),
-        Some(ModeKind::V1) => cgroup::setup_v1_parent(&layout, parent),
+        Some(ModeKind::V1) => cgroup::setup_v1_parent(layout, parent),
         Some(ModeKind::None) => Ok(CgroupMode::None),
         None => {
             let v2_usable = layout.v2_base().is_some_and(|b| {
@@ -543,7 +633,7 @@ fn detect(cfg: &ExecutorConfig) -> Result<CgroupMode, NodeError> {
                     Err(e) => tracing::warn!("cgroup v2 not usable: {e}; trying v1"),
                 }
             }
-            match cgroup::setup_v1_parent(&layout, parent) {
+            match cgroup::setup_v1_parent(layout, parent) {
                 Ok(m) => Ok(m),
                 Err(e) => {
                     tracing::warn!("cgroup v1 not usable: {e}; falling back to rlimits and CPU affinity");
@@ -569,6 +659,8 @@ struct Shared {
     pid: u32,
     cgroup: Option<TaskCgroup>,
     state: Mutex<State>,
+    /// Found in its cgroup after a restart ([`Executor::adopt`]): not our child.
+    adopted: bool,
 }
 
 impl Shared {
@@ -581,7 +673,7 @@ impl Shared {
         if let Some(cg) = &self.cgroup {
             cg.signal_all(sig);
         }
-        if !st.reaped {
+        if !st.reaped && !self.adopted {
             platform::kill_group(self.pid, sig);
             platform::kill_pid(self.pid, sig);
         }
@@ -656,6 +748,9 @@ struct Waiter {
     cleanup_timeout: Duration,
     pinned: Option<(Vec<usize>, PinTable)>,
 }
+
+/// How often an adopted task's cgroup is checked for its main process.
+const ADOPTED_POLL: Duration = Duration::from_millis(50);
 
 /// Tasks pinned to each CPU of the executor's cpuset (fallback CPU limiting).
 type PinTable = Arc<Mutex<Vec<u32>>>;
@@ -749,7 +844,16 @@ fn finish(shared: &Shared, w: Waiter) -> Result<ExitReport, NodeError> {
 
 fn finish_inner(shared: &Shared, w: &Waiter) -> Result<ExitReport, NodeError> {
     let pid = shared.pid;
-    let res = platform::wait_exit(pid);
+    let res = match (&shared.cgroup, shared.adopted) {
+        (Some(cg), true) => {
+            // Not our child: poll until the main process has left its cgroup (exited).
+            while cg.pids().contains(&pid) {
+                std::thread::sleep(ADOPTED_POLL);
+            }
+            Ok(())
+        }
+        _ => platform::wait_exit(pid),
+    };
     let wall = w.started.elapsed();
     // The main process is a zombie now: its pid (and process group id) cannot be reused,
     // so killing leftovers by group is safe. Then mark it reaped and reap it.
@@ -774,7 +878,11 @@ fn finish_inner(shared: &Shared, w: &Waiter) -> Result<ExitReport, NodeError> {
         }
         return Err(e);
     }
-    let reaped = platform::reap(pid)?;
+    let reaped = if shared.adopted {
+        platform::Reaped { exit_code: None, signal: None, cpu_time: Duration::ZERO, maxrss_kib: 0 }
+    } else {
+        platform::reap(pid)?
+    };
     let (cpu_time, peak, oom, left) = match &shared.cgroup {
         Some(cg) => {
             let oom = cg.oom();
@@ -810,4 +918,45 @@ fn finish_inner(shared: &Shared, w: &Waiter) -> Result<ExitReport, NodeError> {
         killed,
         cgroups_left: left,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::{parse_mountinfo, parse_proc_cgroup};
+
+    /// Cgroup hierarchies that exist but cannot be written (here: under /proc, where
+    /// even root cannot create directories) make auto-detection fall back to `None`,
+    /// and a forced v1 mode fail with the path in the message.
+    #[test]
+    fn unwritable_hierarchies_fall_back_to_none() {
+        let layout = Layout {
+            mounts: parse_mountinfo(
+                "1 0 0:1 / /proc/llmchain-no/cpu rw - cgroup cgroup rw,cpu\n\
+                 2 0 0:2 / /proc/llmchain-no/memory rw - cgroup cgroup rw,memory\n\
+                 3 0 0:3 / /proc/llmchain-no/unified rw - cgroup2 cgroup2 rw\n",
+            ),
+            own: parse_proc_cgroup("2:memory:/\n1:cpu:/\n0::/\n"),
+        };
+        let cfg = ExecutorConfig::default();
+        assert_eq!(detect_in(&cfg, &layout).unwrap(), CgroupMode::None);
+        let forced = ExecutorConfig { force_mode: Some(ModeKind::V1), ..cfg.clone() };
+        let e = detect_in(&forced, &layout).unwrap_err().to_string();
+        assert!(e.contains("/proc/llmchain-no/cpu/llmchain"), "{e}");
+        let forced = ExecutorConfig { force_mode: Some(ModeKind::V2), ..cfg.clone() };
+        assert!(detect_in(&forced, &layout).is_err());
+        let none = Layout::default();
+        let forced = ExecutorConfig { force_mode: Some(ModeKind::V1), ..cfg };
+        let e = detect_in(&forced, &none).unwrap_err().to_string();
+        assert!(e.contains("no cgroup v1 cpu hierarchy"), "{e}");
+    }
+
+    #[test]
+    fn bad_cgroup_parent_is_refused() {
+        for p in ["", "/abs", "a/../b", "a//b", "."] {
+            let cfg = ExecutorConfig { cgroup_parent: p.into(), ..ExecutorConfig::default() };
+            let e = Executor::new(cfg).unwrap_err().to_string();
+            assert!(e.contains("cgroup_parent"), "{p:?}: {e}");
+        }
+    }
 }

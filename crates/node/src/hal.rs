@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use llmchain_core::Resources;
+use llmchain_core::{NodeId, NodeState, Resources};
 use serde::{Deserialize, Serialize};
 
 use crate::executor::TaskUsage;
@@ -124,6 +124,13 @@ pub fn parse_nvidia_smi(text: &str) -> Result<Vec<GpuInfo>, NodeError> {
 /// Use it for `llmchain_core::NodeState::capacity`.
 pub fn capacity(info: &MachineInfo) -> Resources {
     Resources::cpus(u64::from(info.cpus), info.mem_mib).with_gpus(info.gpus.len() as u64)
+}
+
+/// This machine as the core model's [`NodeState`]: capacity from [`capacity`], and
+/// free = capacity − `in_use` (what running tasks hold), saturating at zero.
+pub fn node_state(id: NodeId, info: &MachineInfo, in_use: &Resources) -> NodeState {
+    let cap = capacity(info);
+    NodeState { id, capacity: cap, free: cap.saturating_sub(in_use) }
 }
 
 /// One line of a PSI file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
@@ -474,6 +481,8 @@ mod tests {
             cpu_model: String::new(),
         };
         assert_eq!(capacity(&info), Resources::cpus(2, 4096));
+        let ns = node_state(NodeId(0), &info, &Resources::cpus(3, 1000));
+        assert_eq!(ns.free, Resources::new(0, 3096));
         let t = Telemetry {
             cpu_util: 0.5,
             interval: Duration::from_secs(1),
@@ -497,5 +506,22 @@ mod tests {
              load cpu_util=0.50 load1=1.00 mem_used_mib=100 mem_avail_mib=3996 psi_cpu=0.00\n\
              task id=7 pid=42 cpu_s=1.50 mem_mib=12\n"
         );
+    }
+
+    proptest::proptest! {
+        /// Kernel and tool text is parsed without panicking, whatever it contains.
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,200}", lines in proptest::collection::vec("[a-z0-9=:,. /()-]{0,40}", 0..6)) {
+            let joined = lines.join("\n");
+            for t in [&text, &joined] {
+                let _ = parse_psi(t);
+                let _ = parse_proc_stat(t);
+                let _ = parse_meminfo(t);
+                let _ = parse_nvidia_smi(t);
+                let _ = crate::cgroup::parse_mountinfo(t);
+                let _ = crate::cgroup::parse_proc_cgroup(t);
+                let _ = crate::cgroup::kv(t, "oom_kill");
+            }
+        }
     }
 }

@@ -53,6 +53,20 @@
 //! figures, and removes the task's cgroups (retrying while processes drain).
 //! A [`Killer`] may be used from any thread at any time, before or after exit.
 //!
+//! # Restart after a crash
+//! Task cgroups are named `task-<id>` under the configured parent, so a restarted
+//! daemon finds what its predecessor left: [`Executor::cleanup_stale`] removes
+//! empty leftovers and lists the populated ones (or kills them, with `kill`);
+//! [`Executor::adopt`] takes over one that still runs (its exit code is then
+//! unknown: it reports [`llmchain_core::ExitStatus::Lost`] unless killed or
+//! OOM-killed). Without cgroups nothing can be found again.
+//!
+//! # Fairness against other load
+//! Each task's CPU weight (`cpu.shares` / `cpu.weight`) is proportional to its
+//! request; the whole parent cgroup keeps the kernel's default weight unless
+//! [`ExecutorConfig::parent_cpu_shares`] is set, so on a contended machine all
+//! tasks together compete like one ordinary process.
+//!
 //! # Threads and notification
 //! Everything is blocking and thread-safe: share the [`Executor`] across threads;
 //! run each [`Handle::wait`] on its own thread (or [`Handle::wait_in_thread`] with a
@@ -86,10 +100,11 @@ mod platform;
 pub use cgroup::{cpu_quota_us, cpu_shares, cpu_weight, CPU_PERIOD_US};
 pub use error::NodeError;
 pub use executor::{
-    CgroupMode, ExecutorConfig, ExitReport, Executor, Handle, Killer, LaunchSpec, ModeKind, Probe, StaleReport,
+    CgroupMode, Executor, ExecutorConfig, ExitReport, Handle, Killer, LaunchSpec, ModeKind, Probe, StaleReport,
     StaleTask, TaskUsage,
 };
 pub use hal::{
-    capacity, discover, discover_gpus, parse_meminfo, parse_nvidia_smi, parse_proc_stat, parse_psi, read_psi,
-    snapshot_text, CpuTimes, GpuInfo, MachineInfo, MemInfo, Psi, PsiLine, PsiResource, Telemetry, TelemetrySampler,
+    capacity, discover, discover_gpus, node_state, parse_meminfo, parse_nvidia_smi, parse_proc_stat, parse_psi,
+    read_psi, snapshot_text, CpuTimes, GpuInfo, MachineInfo, MemInfo, Psi, PsiLine, PsiResource, Telemetry,
+    TelemetrySampler,
 };

@@ -4,9 +4,11 @@
 //! This is the only module that uses `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,7 +29,10 @@ pub(crate) fn affinity() -> Result<Vec<u32>, NodeError> {
     // SAFETY: index < CPU_SETSIZE, set is initialised.
     let cpus: Vec<u32> = (0..n).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).map(|c| c as u32).collect();
     if cpus.is_empty() {
-        return Err(NodeError::Sys { what: "sched_getaffinity (empty set)".into(), source: io::Error::from_raw_os_error(libc::EINVAL) });
+        return Err(NodeError::Sys {
+            what: "sched_getaffinity (empty set)".into(),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
     }
     Ok(cpus)
 }
@@ -65,6 +70,8 @@ pub(crate) struct ChildSetup {
     pub gid: Option<u32>,
     /// Supplementary groups when `uid` is set.
     pub groups: Vec<u32>,
+    /// Working directory, entered after the credential switch (so it is checked as the user).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Spawn `cmd` in a new session, inside the given cgroups, with the fallback limits
@@ -93,9 +100,16 @@ pub(crate) fn spawn(cmd: &mut Command, setup: ChildSetup) -> io::Result<u32> {
         s
     });
     let creds = setup.uid.map(|u| (u, setup.gid.unwrap_or(u), setup.groups.clone()));
+    let cwd = match &setup.cwd {
+        Some(p) => Some(
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "working directory contains a NUL byte"))?,
+        ),
+        None => None,
+    };
     // SAFETY: the closure runs in the forked child before exec. It only calls
     // async-signal-safe functions (setsid, write, setrlimit, sched_setaffinity,
-    // setgroups, setgid, setuid) on data prepared before the fork, and allocates nothing
+    // setgroups, setgid, setuid, chdir) on data prepared before the fork, and allocates nothing
     // (io::Error::last_os_error does not allocate).
     unsafe {
         cmd.pre_exec(move || {
@@ -123,6 +137,11 @@ pub(crate) fn spawn(cmd: &mut Command, setup: ChildSetup) -> io::Result<u32> {
                     || libc::setgid(*gid) != 0
                     || libc::setuid(*uid) != 0
                 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(dir) = &cwd {
+                if libc::chdir(dir.as_ptr()) != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
@@ -215,12 +234,20 @@ pub(crate) fn user_groups(uid: u32) -> Result<(u32, Vec<u32>), NodeError> {
     }
 }
 
+/// Session id of a live process, from `/proc/<pid>/stat`.
+pub(crate) fn session_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    // rest[0] is field 3 (state); field 6 is the session id.
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// CPU time (user + system, of the process itself) and resident memory of a live process,
 /// from `/proc/<pid>/stat` and `/proc/<pid>/status`.
 pub(crate) fn proc_usage(pid: u32) -> Option<(Duration, Option<u64>)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start at ") ".
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;

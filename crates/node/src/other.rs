@@ -16,6 +16,8 @@ pub(crate) fn kill_pid(_pid: u32, _sig: i32) {}
 
 pub(crate) fn kill_group(_pgid: u32, _sig: i32) {}
 
+// Filled by the executor, read only by the Linux implementation.
+#[allow(dead_code)]
 #[derive(Debug, Default)]
 pub(crate) struct ChildSetup {
     pub procs: Vec<PathBuf>,
@@ -24,6 +26,7 @@ pub(crate) struct ChildSetup {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub groups: Vec<u32>,
+    pub cwd: Option<PathBuf>,
 }
 
 pub(crate) fn spawn(_cmd: &mut Command, _setup: ChildSetup) -> io::Result<u32> {
@@ -51,5 +54,9 @@ pub(crate) fn user_groups(_uid: u32) -> Result<(u32, Vec<u32>), NodeError> {
 }
 
 pub(crate) fn proc_usage(_pid: u32) -> Option<(Duration, Option<u64>)> {
+    None
+}
+
+pub(crate) fn session_of(_pid: u32) -> Option<u32> {
     None
 }

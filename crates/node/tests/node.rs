@@ -38,15 +38,19 @@ mod helper {
     }
 
     pub fn executor(name: &str, force: Option<ModeKind>) -> TestExec {
+        executor_with(name, |c| c.force_mode = force)
+    }
+
+    pub fn executor_with(name: &str, adjust: impl FnOnce(&mut ExecutorConfig)) -> TestExec {
         assert_root();
         let logs = tempfile::tempdir().unwrap();
-        let cfg = ExecutorConfig {
+        let mut cfg = ExecutorConfig {
             cgroup_parent: format!("llmchain-test-{name}-{}", std::process::id()),
             log_dir: logs.path().to_path_buf(),
-            force_mode: force,
             ..ExecutorConfig::default()
         };
-        let exec = Executor::new(cfg).unwrap_or_else(|e| panic!("Executor::new ({name}, {force:?}): {e}"));
+        adjust(&mut cfg);
+        let exec = Executor::new(cfg.clone()).unwrap_or_else(|e| panic!("Executor::new ({cfg:?}): {e}"));
         TestExec { exec, logs }
     }
 
@@ -117,9 +121,11 @@ mod helper {
         };
         let v2_mount = mi.lines().find_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
-            (post.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
+            (post.split_whitespace().next()? == "cgroup2")
+                .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
         });
-        let v2_ctrls = v2_mount.map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default()).unwrap_or_default();
+        let v2_ctrls =
+            v2_mount.map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default()).unwrap_or_default();
         if v2_ctrls.split_whitespace().any(|c| c == "cpu") && v2_ctrls.split_whitespace().any(|c| c == "memory") {
             "v2"
         } else if v1("cpu") && v1("memory") {
@@ -134,7 +140,8 @@ mod helper {
         mi.lines()
             .find_map(|l| {
                 let (pre, post) = l.split_once(" - ")?;
-                (post.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
+                (post.split_whitespace().next()? == "cgroup2")
+                    .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
             })
             .expect("no cgroup2 filesystem mounted: mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified`")
     }
@@ -179,15 +186,13 @@ fn oom_kill_is_reported_and_the_neighbour_completes() {
 
 #[test]
 fn cpu_quota_of_half_a_core_holds() {
-    let e = executor("quota", None);
-    assert!(e.mode().enforces_cpu(), "needs a cpu cgroup, got {:?}", e.mode());
     // The machine is shared (parallel tests, other builds): give this test's parent cgroup
     // a high CPU weight so contention cannot starve the task below its quota; the quota
     // is then what limits it.
-    match e.mode() {
-        CgroupMode::V1 { cpu, .. } => fs::write(cpu.join("cpu.shares"), "100000").unwrap(),
-        CgroupMode::V2 { root, .. } => fs::write(root.join("cpu.weight"), "10000").unwrap(),
-        CgroupMode::None => unreachable!(),
+    let e = executor_with("quota", |c| c.parent_cpu_shares = Some(100_000));
+    assert!(e.mode().enforces_cpu(), "needs a cpu cgroup, got {:?}", e.mode());
+    if let CgroupMode::V1 { cpu, .. } = e.mode() {
+        assert_eq!(fs::read_to_string(cpu.join("cpu.shares")).unwrap().trim(), "100000");
     }
     let mut spec = sh(1, "while :; do :; done");
     spec.limits = Resources::new(500, 0);
@@ -197,6 +202,7 @@ fn cpu_quota_of_half_a_core_holds() {
     std::thread::sleep(Duration::from_millis(2000));
     let live = probe.usage();
     assert!(live.cpu_time > Duration::from_millis(300), "live usage {live:?}");
+    assert!(live.mem_mib.is_some() && live.peak_mem_mib.is_some(), "memory cgroup figures: {live:?}");
     killer.kill();
     let r = wait(h, T);
     assert_eq!(r.status, ExitStatus::Cancelled, "{r:?}");
@@ -347,6 +353,16 @@ fn forced_v2_mode_runs_accounts_kills_and_cleans_up() {
         assert!(eventually(Duration::from_secs(5), || gone(p)), "pid {p} survived cgroup.kill");
     }
     assert!(!dir.exists() && r.cgroups_left.is_empty(), "{r:?}");
+    // Missing cpu controller → pinned to ⌈cpu⌉ cores instead.
+    if !e.mode().enforces_cpu() {
+        let mut s = sh(3, "grep Cpus_allowed_list /proc/self/status");
+        s.limits = Resources::new(900, 0);
+        let r = wait(e.spawn(&s).unwrap(), T);
+        assert_eq!(r.status, ExitStatus::Completed);
+        let line = fs::read_to_string(e.log_paths(TaskId(3)).0).unwrap();
+        let list = line.split(':').nth(1).unwrap().trim().to_string();
+        assert!(list.parse::<u32>().is_ok(), "one CPU expected, got {list:?}");
+    }
     // Missing memory controller → RLIMIT_DATA fallback still stops a hog.
     if !e.mode().enforces_memory() {
         let mut hog = sh(2, "exec tail /dev/zero");
@@ -383,6 +399,35 @@ fn stale_cgroups_from_a_crashed_daemon_are_found_and_cleaned() {
 }
 
 #[test]
+fn running_tasks_are_adopted_after_a_restart() {
+    let e = executor("adopt", None);
+    let h1 = e.spawn(&sh(1, "sleep 1; echo done")).unwrap();
+    let h2 = e.spawn(&sh(2, "sleep 300")).unwrap();
+    let (p1, p2) = (h1.pid(), h2.pid());
+    // A daemon crash: the handles are lost without waiting or cleaning up.
+    std::mem::forget(h1);
+    std::mem::forget(h2);
+    // The restarted daemon's executor over the same parent cgroup.
+    let e2 = Executor::new(e.config().clone()).unwrap();
+    let stale = e2.cleanup_stale(false).unwrap();
+    let found: Vec<Option<TaskId>> = stale.survivors.iter().map(|s| s.task).collect();
+    assert_eq!(found, vec![Some(TaskId(1)), Some(TaskId(2))], "{stale:?}");
+    let a1 = e2.adopt(TaskId(1)).unwrap().expect("task 1 adopted");
+    let a2 = e2.adopt(TaskId(2)).unwrap().expect("task 2 adopted");
+    assert_eq!((a1.pid(), a2.pid()), (p1, p2), "the session leaders are the main processes");
+    assert!(e2.adopt(TaskId(3)).unwrap().is_none());
+    let r1 = wait(a1, T);
+    assert_eq!(r1.status, ExitStatus::Lost, "exit code unknown for an adopted task: {r1:?}");
+    assert!(r1.cgroups_left.is_empty() && r1.cpu_time > Duration::ZERO, "{r1:?}");
+    assert_eq!(fs::read_to_string(e.log_paths(TaskId(1)).0).unwrap(), "done\n");
+    a2.killer().kill();
+    let r2 = wait(a2, T);
+    assert_eq!(r2.status, ExitStatus::Cancelled, "{r2:?}");
+    assert!(eventually(Duration::from_secs(5), || gone(p2)));
+    assert!(e2.cleanup_stale(false).unwrap().survivors.is_empty());
+}
+
+#[test]
 fn bad_specs_and_missing_programs_are_clear_errors() {
     let e = executor("errors", None);
     let err = e.spawn(&LaunchSpec::new(TaskId(1), vec![])).unwrap_err();
@@ -403,6 +448,69 @@ fn bad_specs_and_missing_programs_are_clear_errors() {
 }
 
 #[test]
+fn sigterm_stops_gracefully_and_killing_after_exit_is_harmless() {
+    let e = executor("term", None);
+    let h = e.spawn(&sh(1, "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done")).unwrap();
+    let out = h.stdout_path().to_path_buf();
+    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(&out).is_ok_and(|s| s.contains("ready"))));
+    let killer = h.killer();
+    killer.signal(15);
+    let r = wait(h, T);
+    // The shell handled SIGTERM and exited 0: a completed task, though a killer was used.
+    assert_eq!(r.status, ExitStatus::Completed, "{r:?}");
+    assert!(r.killed);
+    assert!(fs::read_to_string(&out).unwrap().contains("got-term"));
+    // Using the killer after the task is gone (and its pid possibly reused) does nothing.
+    killer.kill();
+    killer.signal(15);
+}
+
+#[test]
+fn the_working_directory_is_checked_as_the_tasks_user() {
+    let e = executor("cwd", None);
+    let private = tempfile::tempdir().unwrap();
+    let mut perm = fs::metadata(private.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
+    fs::set_permissions(private.path(), perm).unwrap();
+    let mut s = sh(1, "pwd");
+    s.cwd = private.path().to_path_buf();
+    s.uid = Some(65534);
+    let err = e.spawn(&s).unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        "{err}"
+    );
+    let CgroupMode::V1 { memory, .. } = e.mode().clone() else { panic!() };
+    assert!(!memory.join("task-1").exists(), "failed spawn leaves no cgroup");
+    s.uid = None;
+    s.cwd = PathBuf::from("relative/dir");
+    assert!(matches!(e.spawn(&s).unwrap_err(), NodeError::InvalidSpec { .. }));
+}
+
+#[test]
+fn a_second_spawn_of_a_running_task_is_refused_and_keeps_its_logs() {
+    let e = executor("dup", None);
+    let h = e.spawn(&sh(5, "echo first; sleep 300")).unwrap();
+    let out = h.stdout_path().to_path_buf();
+    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(&out).is_ok_and(|s| s == "first\n")));
+    let err = e.spawn(&sh(5, "echo second")).unwrap_err();
+    assert!(matches!(err, NodeError::AlreadyRunning { task: TaskId(5), .. }), "{err}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "first\n");
+    h.killer().kill();
+    assert_eq!(wait(h, T).status, ExitStatus::Cancelled);
+}
+
+#[test]
+fn executor_types_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Executor>();
+    send_sync::<Killer>();
+    send_sync::<Probe>();
+    fn send<T: Send>() {}
+    send::<Handle>();
+}
+
+#[test]
 fn runs_as_another_user() {
     let e = executor("uid", None);
     let mut s = sh(1, "id -u; id -g");
@@ -410,7 +518,9 @@ fn runs_as_another_user() {
     s.gid = Some(65534);
     let r = wait(e.spawn(&s).unwrap(), T);
     assert_eq!(r.status, ExitStatus::Completed, "{r:?}");
-    assert_eq!(fs::read_to_string(e.log_paths(TaskId(1)).0).unwrap(), "65534\n65534\n");
+    let out = e.log_paths(TaskId(1)).0;
+    assert_eq!(fs::read_to_string(&out).unwrap(), "65534\n65534\n");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&fs::metadata(&out).unwrap()), 65534, "the user owns its logs");
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! node (SWF-like, CPU only) with ~20 running jobs, as the simulator sees it
 //! on a busy trace. Run: `cargo bench -p llmchain-policy --bench decide`.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use llmchain_core::{Dur, NodeId, NodeState, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask};
 use llmchain_policy::{build, BuildCtx};
@@ -61,10 +64,24 @@ fn bench(c: &mut Criterion) {
     let (nodes, waiting, running) = scene();
     let snap = Snapshot::new(Time::from_secs(100_000), &nodes, &waiting, &running);
     let mut g = c.benchmark_group("decide_128_queue_256_procs_20_running");
-    for spec in ["fcfs", "sjf", "sjf+easy", "f1+easy", "wfp3+easy", "tetris", "packer", "drf", "fcfs+cons", "sjf+cons"] {
+    for spec in ["fcfs", "sjf", "fcfs+easy", "sjf+easy", "f1+easy", "wfp3+easy", "tetris", "packer", "drf", "fcfs+cons", "sjf+cons"] {
         let mut p = build(spec, &BuildCtx::default()).unwrap();
         let mut out = Vec::with_capacity(128);
         g.bench_function(spec, |b| {
+            b.iter(|| {
+                out.clear();
+                p.decide(black_box(&snap), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    // The same queue on a full node: nothing fits, nothing to order.
+    let full = [NodeState { free: Resources::ZERO, ..nodes[0].clone() }];
+    let snap = Snapshot::new(Time::from_secs(100_000), &full, &waiting, &running);
+    for spec in ["sjf+easy", "fcfs+cons"] {
+        let mut p = build(spec, &BuildCtx::default()).unwrap();
+        let mut out = Vec::with_capacity(128);
+        g.bench_function(format!("{spec}/nothing_fits"), |b| {
             b.iter(|| {
                 out.clear();
                 p.decide(black_box(&snap), &mut out);

@@ -33,6 +33,27 @@
 //! **Writing a new policy:** start from [`fcfs`] (the documented template),
 //! or — for a new scoring rule — implement [`order::Ordering`] and wrap it in
 //! a [`Scheduler`] to get every mode for free.
+//!
+//! # Guarantees
+//! * **Deterministic**: the same snapshots in the same order give the same
+//!   decisions (`random` draws from a SplitMix64 generator seeded by
+//!   [`BuildCtx::seed`] or `random:seed=N`).
+//! * **Total order**: score, then submit time, then task id.
+//! * **Valid**: every proposal fits the node's free resources after the
+//!   proposals before it, so the [`llmchain_core::Validator`] accepts all of
+//!   them on a consistent snapshot (property-tested).
+//! * **Estimates only**: policies read `estimate` and `expected_end`, never
+//!   actual runtimes. A running task without an expected end, or past it, is
+//!   assumed to end at `now + 1 ms` (see [`Scheduler`]).
+//!
+//! # Cost of one decision
+//! Scratch buffers live in the policy, so a decision does not allocate once
+//! they have grown. With `q` waiting and `r` running tasks and `k` starts:
+//! strict O(q·min(k+1, 16) + q log q only when k > 16); greedy and EASY
+//! O(q + r log r + c log c) where c is the number of tasks that fit now;
+//! greedy for Packer/Tetris/best-fit/DRF O(k·q·nodes); conservative
+//! O(q log q + d·(r + d)) with d ≤ [`CONS_DEPTH`] reservations. When no
+//! waiting task fits anywhere a decision is a single O(q) scan.
 
 mod error;
 pub mod fcfs;
@@ -114,6 +135,7 @@ pub fn build(spec: &str, ctx: &BuildCtx) -> Result<Box<dyn Policy + Send>, Polic
     let (head, mode) = match lower.split_once('+') {
         None => (lower.as_str(), None),
         Some((h, m)) => {
+            let m = m.trim();
             if m.contains('+') {
                 return Err(PolicyError::Malformed { spec: spec.into(), reason: "more than one `+`".into() });
             }

@@ -12,20 +12,26 @@ use crate::profile::{Profile, Release, FOREVER};
 use crate::Mode;
 
 /// Sort key of one waiting task: score, then submit time, then id (total).
+/// The score is stored as an integer with the same order as
+/// [`f64::total_cmp`], so comparing keys is three integer comparisons.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Key {
-    pub score: f64,
+    pub score: i64,
     pub submit: Time,
     pub id: TaskId,
     pub idx: usize,
 }
 
 impl Key {
+    pub fn new(score: f64, t: &WaitingTask, idx: usize) -> Key {
+        let bits = clean(score).to_bits() as i64;
+        // The transformation `f64::total_cmp` applies: flip the magnitude bits of negatives.
+        let score = bits ^ ((((bits >> 63) as u64) >> 1) as i64);
+        Key { score, submit: t.submit, id: t.id, idx }
+    }
+
     pub fn cmp(&self, other: &Key) -> Cmp {
-        self.score
-            .total_cmp(&other.score)
-            .then(self.submit.cmp(&other.submit))
-            .then(self.id.cmp(&other.id))
+        (self.score, self.submit, self.id).cmp(&(other.score, other.submit, other.id))
     }
 }
 
@@ -38,18 +44,28 @@ fn clean(s: f64) -> f64 {
     }
 }
 
-/// Score every waiting task against `free` and sort (the decision's priority order).
-pub(crate) fn sort_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
+/// Score every waiting task against `free` (unsorted).
+fn score_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
     let view = PlanView { snap, free };
     keys.clear();
-    keys.extend(snap.waiting.iter().enumerate().map(|(idx, t)| Key {
-        score: clean(order.score(&view, idx, t)),
-        submit: t.submit,
-        id: t.id,
-        idx,
-    }));
-    keys.sort_unstable_by(Key::cmp);
+    keys.extend(snap.waiting.iter().enumerate().map(|(idx, t)| Key::new(order.score(&view, idx, t), t, idx)));
 }
+
+/// Sort keys into priority order.
+fn sort(keys: &mut [Key]) {
+    keys.sort_unstable_by_key(|k| (k.score, k.submit, k.id));
+}
+
+/// Score every waiting task against `free` and sort (the decision's priority order).
+#[cfg(test)]
+pub(crate) fn sort_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
+    score_keys(order, snap, free, keys);
+    sort(keys);
+}
+
+/// How many tasks strict selection picks one by one (O(queue) each) before
+/// it sorts the rest of the queue instead.
+const SELECT_LIMIT: usize = 16;
 
 /// The node to put `t` on among those where it fits in `free` and `allowed`
 /// says yes: the ordering's preferred placement (lowest, ties to the lower
@@ -139,6 +155,16 @@ pub struct Scheduler<O: Ordering> {
     keys: Vec<Key>,
     started: Vec<bool>,
     planned: Vec<(usize, usize)>,
+    /// Component-wise minimum request over the waiting tasks: when no node's
+    /// free resources hold it, no further task can start in this decision.
+    min_req: Resources,
+    /// Set once no node's free resources hold `min_req`.
+    exhausted: bool,
+    /// `keys[sorted_from..]` is in priority order (and so is `keys[..pos]`
+    /// for the positions strict selection has filled).
+    sorted_from: usize,
+    /// Selections made by [`Scheduler::select_min`] in this decision.
+    selections: usize,
     releases: Vec<Release>,
     profile: Profile,
 }
@@ -161,6 +187,10 @@ impl<O: Ordering> Scheduler<O> {
             keys: Vec::new(),
             started: Vec::new(),
             planned: Vec::new(),
+            min_req: Resources::ZERO,
+            exhausted: false,
+            sorted_from: 0,
+            selections: 0,
             releases: Vec::new(),
             profile: Profile::default(),
         }
@@ -185,13 +215,60 @@ impl<O: Ordering> Scheduler<O> {
         self.planned.push((idx, n));
         self.order.on_start(t, NodeId(n as u32));
         out.push(Decision::start(t.id, NodeId(n as u32)));
+        let m = self.min_req;
+        self.exhausted = !self.free.iter().any(|f| m.fits_in(f));
+    }
+
+    /// Make `keys[pos]` the highest-priority key of `keys[pos..]`, given
+    /// `keys[..pos]` holds the ones before it. Selection costs O(queue), so
+    /// after [`SELECT_LIMIT`] selections the rest is sorted once instead:
+    /// a decision that starts k tasks costs O(queue·min(k, SELECT_LIMIT) +
+    /// queue·log(queue) only when k is large).
+    fn select_min(&mut self, pos: usize) {
+        if pos >= self.sorted_from {
+            return;
+        }
+        self.selections += 1;
+        if self.selections > SELECT_LIMIT {
+            sort(&mut self.keys[pos..]);
+            self.sorted_from = pos;
+            return;
+        }
+        let mut best = pos;
+        for i in pos + 1..self.keys.len() {
+            if self.keys[i].cmp(&self.keys[best]) == Cmp::Less {
+                best = i;
+            }
+        }
+        self.keys.swap(pos, best);
+    }
+
+    /// Move the keys in `keys[from..]` whose task fits on some node now to
+    /// the front of that range and sort them; return the end of that run.
+    /// Only those can start in this decision (free resources only shrink).
+    fn sort_startable(&mut self, snap: &Snapshot<'_>, from: usize) -> usize {
+        let mut w = from;
+        for r in from..self.keys.len() {
+            let t = &snap.waiting[self.keys[r].idx];
+            if self.free.iter().any(|f| t.request.fits_in(f)) {
+                self.keys.swap(w, r);
+                w += 1;
+            }
+        }
+        sort(&mut self.keys[from..w]);
+        w
     }
 
     /// Strict from key position `pos`: start in order while the next task
     /// fits. Returns the position of the first task that does not fit now
-    /// but could on an empty node (or `keys.len()`).
+    /// but could on an empty node (or `keys.len()`); `keys[..=returned]` is
+    /// then in priority order.
     fn strict_from(&mut self, snap: &Snapshot<'_>, mut pos: usize, out: &mut Vec<Decision>) -> usize {
         while pos < self.keys.len() {
+            if self.exhausted {
+                return self.keys.len();
+            }
+            self.select_min(pos);
             let idx = self.keys[pos].idx;
             let t = &snap.waiting[idx];
             if let Some(n) = place(&self.order, snap, &self.free, t, |_| true) {
@@ -205,7 +282,11 @@ impl<O: Ordering> Scheduler<O> {
     }
 
     fn greedy_static(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
-        for pos in 0..self.keys.len() {
+        let end = self.sort_startable(snap, 0);
+        for pos in 0..end {
+            if self.exhausted {
+                return;
+            }
             let idx = self.keys[pos].idx;
             if let Some(n) = place(&self.order, snap, &self.free, &snap.waiting[idx], |_| true) {
                 self.commit(snap, idx, n, out);
@@ -217,7 +298,7 @@ impl<O: Ordering> Scheduler<O> {
     /// that fits somewhere, re-scoring after each start.
     /// Cost: O(starts · queue · nodes).
     fn greedy_dynamic(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
-        loop {
+        while !self.exhausted {
             let mut best: Option<Key> = None;
             {
                 let view = PlanView { snap, free: &self.free };
@@ -225,7 +306,7 @@ impl<O: Ordering> Scheduler<O> {
                     if self.started[idx] || !self.free.iter().any(|f| t.request.fits_in(f)) {
                         continue;
                     }
-                    let k = Key { score: clean(self.order.score(&view, idx, t)), submit: t.submit, id: t.id, idx };
+                    let k = Key::new(self.order.score(&view, idx, t), t, idx);
                     if best.map_or(true, |b| k.cmp(&b) == Cmp::Less) {
                         best = Some(k);
                     }
@@ -313,7 +394,11 @@ impl<O: Ordering> Scheduler<O> {
         };
         let now = snap.now;
         let mut extra = res.extra;
-        for pos in head_pos + 1..self.keys.len() {
+        let end = self.sort_startable(snap, head_pos + 1);
+        for pos in head_pos + 1..end {
+            if self.exhausted {
+                return;
+            }
             let idx = self.keys[pos].idx;
             if self.started[idx] {
                 continue;
@@ -338,6 +423,11 @@ impl<O: Ordering> Scheduler<O> {
         self.profile.build(snap.now, &self.free, &self.releases);
         let mut reserved = 0usize;
         for pos in 0..self.keys.len() {
+            // Later tasks' reservations only constrain even later tasks'
+            // starts now; once nothing can start now, they change nothing.
+            if self.exhausted {
+                return;
+            }
             let idx = self.keys[pos].idx;
             let t = &snap.waiting[idx];
             if !can_ever_fit(snap, t) {
@@ -395,14 +485,31 @@ impl<O: Ordering> Policy for Scheduler<O> {
         self.started.clear();
         self.started.resize(snap.waiting.len(), false);
         self.planned.clear();
-        if snap.waiting.is_empty() {
+        // Fast path: every mode only ever starts tasks that fit now, so when
+        // none does there is nothing to order (common on a full cluster).
+        if !snap.waiting.iter().any(|t| self.free.iter().any(|f| t.request.fits_in(f))) {
             return;
         }
+        let mut m = snap.waiting[0].request;
+        for t in &snap.waiting[1..] {
+            for d in 0..m.0.len() {
+                m.0[d] = m.0[d].min(t.request.0[d]);
+            }
+        }
+        self.min_req = m;
+        self.exhausted = false;
         if self.mode == Mode::Greedy && self.order.dynamic() {
             self.greedy_dynamic(snap, out);
             return;
         }
-        sort_keys(&self.order, snap, &self.free, &mut self.keys);
+        score_keys(&self.order, snap, &self.free, &mut self.keys);
+        self.sorted_from = self.keys.len();
+        self.selections = 0;
+        if self.mode == Mode::Cons {
+            // Conservative backfilling walks the whole order.
+            sort(&mut self.keys);
+            self.sorted_from = 0;
+        }
         match self.mode {
             Mode::Strict => {
                 self.strict_from(snap, 0, out);
@@ -598,6 +705,33 @@ mod tests {
         let q = [u(task(1, 3, None), 1), u(task(2, 3, None), 1), u(task(3, 1, None), 2), u(task(4, 1, None), 2)];
         assert_eq!(ids(starts("drf", 0, &n, &q, &[])), vec![1, 3, 4, 2]);
         let _ = DrfOrder::default();
+    }
+
+    #[test]
+    fn integer_score_keys_keep_the_float_order() {
+        let t = task(1, 1, None);
+        let xs = [f64::NEG_INFINITY, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 3.0, 1e300, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(Key::new(w[0], &t, 0).score < Key::new(w[1], &t, 0).score, "{w:?}");
+        }
+        assert_eq!(Key::new(f64::NAN, &t, 0).score, Key::new(f64::INFINITY, &t, 0).score);
+    }
+
+    #[test]
+    fn strict_selection_then_sort_keeps_the_priority_order() {
+        // 40 one-CPU tasks with scrambled estimates; more starts than
+        // SELECT_LIMIT, so strict switches from selection to sorting midway.
+        let q: Vec<_> = (0..40).map(|i| task(i, 1, Some(1 + (i * 37) % 41))).collect();
+        let mut want = q.clone();
+        want.sort_by_key(|t| (t.estimate, t.submit, t.id));
+        let want: Vec<u64> = want.iter().map(|t| t.id.0).collect();
+        assert_eq!(ids(starts("sjf", 0, &[node(0, 100, 100)], &q, &[])), want);
+        // 30 free CPUs: the first 30 in SJF order start, then a 2-CPU task at
+        // the front of the rest would not matter — all remaining need 1 CPU.
+        assert_eq!(ids(starts("sjf", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
+        // EASY and greedy agree here (everything is 1 CPU).
+        assert_eq!(ids(starts("sjf+easy", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
+        assert_eq!(ids(starts("sjf+greedy", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
     }
 
     #[test]

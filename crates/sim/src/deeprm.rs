@@ -12,7 +12,7 @@
 //!   [0.05r, 0.1r] (drawn in millicores / MiB, so demands are near-continuous).
 //! * Arrivals: Bernoulli per step. Offered load per resource is
 //!   `λ · E[duration] · E[demand] / r = λ · 4.1 · 0.225 = 0.9225 λ`
-//!   (E[duration] = 0.8·2 + 0.2·12.5 = 4.1 steps; E[demand] = ½·0.375r + ½·0.075r
+//!   (E\[duration\] = 0.8·2 + 0.2·12.5 = 4.1 steps; E\[demand\] = ½·0.375r + ½·0.075r
 //!   = 0.225r), so `λ = load / 0.9225` jobs per step. When λ > 1 (load above
 //!   0.9225) each step runs `k = ⌈λ⌉` Bernoulli trials of probability `λ/k`.
 //! * Estimates: DeepRM assumes durations are known, so estimate = duration

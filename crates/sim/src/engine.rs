@@ -22,8 +22,9 @@
 //! never started (the engine never spins on a policy that starts nothing).
 //!
 //! # Cost
-//! Per decision point: the policy's cost, plus O(queue) to remove started
-//! tasks from the waiting list (only when something started). Per event:
+//! Per decision point: the policy's cost, plus removing the k started tasks
+//! from the waiting list in O(k log queue + min(front part, back part)) — a
+//! started prefix (FCFS, a backfilling head) only moves an index. Per event:
 //! O(log running) for the heap. No allocation per event: all buffers are reused.
 
 use std::cmp::Reverse;
@@ -62,6 +63,56 @@ const RUNNING: u8 = 2;
 const DONE: u8 = 3;
 const NOT_RUNNING: u32 = u32::MAX;
 
+/// Remove the tasks just started from the waiting list `wbuf[*head..]`,
+/// keeping it sorted, at cost O(k log L + min(distance from the front to the
+/// last removed task, distance from the first removed task to the back)):
+/// the cheaper side is compacted towards the other (removing a prefix, as FCFS
+/// does, only advances `head`). The dead prefix is dropped once it is at least
+/// half the buffer, so that costs O(1) amortised.
+fn remove_started(wbuf: &mut Vec<WaitingTask>, head: &mut usize, started: &[Decision], state: &[u8]) {
+    let live = &wbuf[*head..];
+    let (mut first, mut last) = (usize::MAX, 0usize);
+    for d in started {
+        if let Ok(p) = live.binary_search_by_key(&d.task(), |w| w.id) {
+            first = first.min(p);
+            last = last.max(p);
+        }
+    }
+    if first == usize::MAX {
+        return;
+    }
+    let waiting = |w: &WaitingTask| state[w.id.0 as usize] == WAITING;
+    let (h, len) = (*head, wbuf.len());
+    if last < len - h - first {
+        // Compact wbuf[h..=h+last] towards the back; removed tasks end up in front of the new head.
+        let mut dst = h + last + 1;
+        for src in (h..=h + last).rev() {
+            if waiting(&wbuf[src]) {
+                dst -= 1;
+                wbuf.swap(dst, src);
+            }
+        }
+        *head = dst;
+    } else {
+        // Compact wbuf[h+first..] towards the front and cut the tail.
+        let mut dst = h + first;
+        for src in h + first..len {
+            if waiting(&wbuf[src]) {
+                wbuf.swap(dst, src);
+                dst += 1;
+            }
+        }
+        wbuf.truncate(dst);
+    }
+    if *head == wbuf.len() {
+        wbuf.clear();
+        *head = 0;
+    } else if *head >= 64 && *head * 2 >= wbuf.len() {
+        wbuf.drain(..*head);
+        *head = 0;
+    }
+}
+
 /// Simulate `policy` on `workload`. Deterministic: same inputs → identical result.
 ///
 /// Fails only if the workload breaks its invariants (see [`Workload::check`]).
@@ -83,7 +134,9 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
     let mut start = vec![Time::ZERO; n];
     let mut node_of = vec![NodeId(0); n];
     let mut run_pos = vec![NOT_RUNNING; n];
-    let mut waiting: Vec<WaitingTask> = Vec::new();
+    // Waiting tasks live in `wbuf[head..]`, sorted by id (see `remove_started`).
+    let mut wbuf: Vec<WaitingTask> = Vec::new();
+    let mut head = 0usize;
     let mut running: Vec<RunningTask> = Vec::new();
     let mut heap: BinaryHeap<Reverse<(Time, u64, u32)>> = BinaryHeap::new();
     let mut seq = 0u64;
@@ -143,7 +196,7 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
             if t.submit != now {
                 break;
             }
-            waiting.push(WaitingTask {
+            wbuf.push(WaitingTask {
                 id: t.id,
                 submit: t.submit,
                 request: t.request,
@@ -157,9 +210,9 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
         }
 
         // 3. One decision.
-        if !waiting.is_empty() {
+        if head < wbuf.len() {
             proposals.clear();
-            let snap = Snapshot::new(now, &nodes, &waiting, &running);
+            let snap = Snapshot::new(now, &nodes, &wbuf[head..], &running);
             policy.decide(&snap, &mut proposals);
             c.decision_points += 1;
             if !proposals.is_empty() {
@@ -193,7 +246,7 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
                     c.decisions += 1;
                 }
                 if !verdict.accepted.is_empty() {
-                    waiting.retain(|w| state[w.id.0 as usize] == WAITING);
+                    remove_started(&mut wbuf, &mut head, &verdict.accepted, &state);
                 }
             }
         }
@@ -246,4 +299,50 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
         policy_stats: policy.stats(),
         utilisation_series,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use llmchain_core::{NodeId, Resources, TaskId};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn wt(id: u64) -> WaitingTask {
+        WaitingTask { id: TaskId(id), submit: Time::ZERO, request: Resources::ZERO, estimate: None, user: 0, priority: 0 }
+    }
+
+    proptest! {
+        /// `remove_started` leaves exactly the still-waiting tasks, in id order.
+        #[test]
+        fn remove_started_matches_retain(
+            rounds in prop::collection::vec((1usize..200, prop::collection::vec(any::<prop::sample::Index>(), 0..20)), 1..20)
+        ) {
+            let mut state = vec![0u8; 5000];
+            let (mut wbuf, mut head, mut next) = (Vec::new(), 0usize, 0u64);
+            let mut model: Vec<u64> = Vec::new();
+            for (arrivals, picks) in rounds {
+                for _ in 0..arrivals {
+                    wbuf.push(wt(next));
+                    model.push(next);
+                    state[next as usize] = WAITING;
+                    next += 1;
+                }
+                let live: Vec<u64> = wbuf[head..].iter().map(|w| w.id.0).collect();
+                prop_assert_eq!(&live, &model);
+                let mut started: Vec<Decision> = Vec::new();
+                for p in picks {
+                    let id = live[p.index(live.len())];
+                    if state[id as usize] == WAITING {
+                        state[id as usize] = RUNNING;
+                        started.push(Decision::start(TaskId(id), NodeId(0)));
+                    }
+                }
+                model.retain(|id| state[*id as usize] == WAITING);
+                remove_started(&mut wbuf, &mut head, &started, &state);
+                let live: Vec<u64> = wbuf[head..].iter().map(|w| w.id.0).collect();
+                prop_assert_eq!(&live, &model);
+            }
+        }
+    }
 }

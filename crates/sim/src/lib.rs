@@ -2,7 +2,7 @@
 //!
 //! Load a [`Workload`] ([`WorkloadSpec`] + [`load`]: SWF traces, the DeepRM
 //! generator, the seed example, JSON/CSV task lists), optionally cut it into
-//! sequences ([`sample`]), [`run`] a [`llmchain_core::Policy`] over each, and
+//! sequences ([`sample()`]), [`run`] a [`llmchain_core::Policy`] over each, and
 //! read the [`RunResult`]s ([`aggregate`] averages sequences).
 //!
 //! ```

@@ -200,16 +200,16 @@ pub(crate) fn compute_metrics(records: &[TaskRecord], cluster: &Cluster, c: Coun
         }
     }
     let user_means: Vec<f64> = per_user.values().map(|(s, k)| s / *k as f64).collect();
-    let wait = Summary::of(&mut wait);
+    let wait = summary(&mut wait);
     RunMetrics {
         tasks: n,
         completed,
         never_started: n - completed,
         max_wait: wait.max,
         wait,
-        turnaround: Summary::of(&mut tat),
-        slowdown: Summary::of(&mut sld),
-        bounded_slowdown: Summary::of(&mut bsld),
+        turnaround: summary(&mut tat),
+        slowdown: summary(&mut sld),
+        bounded_slowdown: summary(&mut bsld),
         makespan: makespan_ms / 1000.0,
         utilisation: PerResource::from_array(util),
         jain_fairness: jain(&user_means),
@@ -219,6 +219,26 @@ pub(crate) fn compute_metrics(records: &[TaskRecord], cluster: &Cluster, c: Coun
         decision_points: c.decision_points,
         events: c.events,
     }
+}
+
+/// The same figures as [`Summary::of`] (nearest-rank percentiles, DESIGN.md
+/// metrics) in O(n) by selection instead of a full sort; `values` is permuted.
+/// The mean is summed in input order, so it can differ from `Summary::of`'s
+/// in the last bits, but is the same on every run.
+pub fn summary(values: &mut [f64]) -> Summary {
+    let n = values.len();
+    if n == 0 {
+        return Summary::default();
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let rank = |p: f64| (((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1;
+    let mut pick = |p: f64| *values.select_nth_unstable_by(rank(p), f64::total_cmp).1;
+    // Highest rank first: each selection leaves the lower ones in the left part.
+    let max = pick(100.0);
+    let p99 = pick(99.0);
+    let p95 = pick(95.0);
+    let p50 = pick(50.0);
+    Summary { n, mean, p50, p95, p99, max }
 }
 
 /// Build a task record for `t` from the engine's per-task arrays.
@@ -384,6 +404,25 @@ mod tests {
         // area = 2·10 + 1·20 = 40 CPU·s over 2 CPUs × 30 s
         assert!((m.utilisation.cpu - 40.0 / 60.0).abs() < 1e-12);
         assert_eq!((m.utilisation.mem, m.users, m.jain_fairness), (0.0, 1, 1.0));
+    }
+
+    #[test]
+    fn summary_matches_core_definition() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        for n in [1usize, 2, 3, 7, 100, 1001] {
+            let mut v: Vec<f64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 10_000) as f64 / 7.0
+                })
+                .collect();
+            let want = Summary::of(&mut v.clone());
+            let got = summary(&mut v);
+            assert_eq!((got.n, got.p50, got.p95, got.p99, got.max), (want.n, want.p50, want.p95, want.p99, want.max));
+            assert!((got.mean - want.mean).abs() <= 1e-9 * want.mean.abs().max(1.0), "{got:?} {want:?}");
+        }
     }
 
     #[test]

@@ -124,7 +124,17 @@ impl Ctx<'_> {
         Ok(x as u64)
     }
 
-    fn node(&self, loc: &str, name: Option<String>, cpu: f64, mem: f64, gpu: f64, count: u32, out: &mut Vec<NodeSpec>) -> Result<(), SimError> {
+    #[allow(clippy::too_many_arguments)]
+    fn node(
+        &self,
+        loc: &str,
+        name: Option<String>,
+        cpu: f64,
+        mem: f64,
+        gpu: f64,
+        count: u32,
+        out: &mut Vec<NodeSpec>,
+    ) -> Result<(), SimError> {
         let cap = Resources::new(self.scaled(loc, "cpu", cpu, 1000.0)?, self.scaled(loc, "mem", mem, 1.0)?)
             .with_gpus(self.scaled(loc, "gpu", gpu, 1.0)?);
         if cap.is_zero() {

@@ -32,7 +32,7 @@ pub struct WorkloadMeta {
     pub window: Option<Window>,
 }
 
-/// A window of consecutive tasks cut from a parent workload by [`crate::sample`].
+/// A window of consecutive tasks cut from a parent workload by [`crate::sample()`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// Index of this sequence among those sampled (0-based).

@@ -57,6 +57,8 @@ pub fn run(args: Args) -> Result<()> {
         c.socket = s;
     }
     c.policy = args.policy;
+    // Policies come from `c.policy_factory` (default: `llmchain_policy::build`); route
+    // `kernel:...` specs to the kernel by wrapping it here.
     c.cgroup_parent = args.cgroup_parent;
     c.handle_signals = true;
     if args.all_users {

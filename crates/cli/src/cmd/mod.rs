@@ -11,6 +11,7 @@ pub mod demo;
 pub mod explain;
 pub mod history;
 pub mod logs;
+pub mod model;
 pub mod node_client;
 pub mod ps;
 pub mod submit;
@@ -18,6 +19,8 @@ pub mod top;
 pub mod wait;
 pub mod policies;
 pub mod sim;
+pub mod train;
+pub mod eval;
 pub mod table;
 
 /// Exit code for an error: 2 for usage/input errors, 1 otherwise.

@@ -147,10 +147,7 @@ pub fn state_word(t: &TaskInfo) -> String {
 
 /// Microseconds since the epoch, now.
 pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -169,7 +166,9 @@ mod tests {
             assert_eq!(parse_cpu_millis(s).unwrap(), v, "{s}");
         }
         assert!(parse_cpu_millis("0").is_err() && parse_cpu_millis("abc").is_err());
-        for (s, v) in [("90s", 90_000), ("10m", 600_000), ("1h30m", 5_400_000), ("500ms", 500), ("2", 2000), ("1d", 86_400_000)] {
+        for (s, v) in
+            [("90s", 90_000), ("10m", 600_000), ("1h30m", 5_400_000), ("500ms", 500), ("2", 2000), ("1d", 86_400_000)]
+        {
             assert_eq!(parse_duration_ms(s).unwrap(), v, "{s}");
         }
         for s in ["", "m", "10x", "s10"] {

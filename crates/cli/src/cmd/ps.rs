@@ -24,7 +24,10 @@ pub fn run(args: Args) -> Result<()> {
     if args.conn.json {
         return print_json(&tasks);
     }
-    println!("{:>6}  {:<12} {:>6} {:>7} {:>8} {:>9}  {:<16} COMMAND", "ID", "STATE", "UID", "CPU", "MEM", "TIME", "NAME");
+    println!(
+        "{:>6}  {:<12} {:>6} {:>7} {:>8} {:>9}  {:<16} COMMAND",
+        "ID", "STATE", "UID", "CPU", "MEM", "TIME", "NAME"
+    );
     let now = now_us();
     for t in tasks {
         let time = match (t.start_us, t.end_us) {

@@ -59,7 +59,11 @@ fn frame(s: &StatsResponse, queued: &[TaskInfo]) -> String {
         s.decision_latency.p50_us,
         s.decision_latency.p99_us
     );
-    let _ = writeln!(o, "\nRUNNING\n{:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>8}  NAME", "ID", "UID", "CPU", "MEM", "ELAPSED", "CPU-TIME", "MEM-NOW");
+    let _ = writeln!(
+        o,
+        "\nRUNNING\n{:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>8}  NAME",
+        "ID", "UID", "CPU", "MEM", "ELAPSED", "CPU-TIME", "MEM-NOW"
+    );
     for r in &s.running {
         let _ = writeln!(
             o,
@@ -76,7 +80,15 @@ fn frame(s: &StatsResponse, queued: &[TaskInfo]) -> String {
     }
     let _ = writeln!(o, "\nQUEUED (first 15)\n{:>6} {:>6} {:>7} {:>8}  NAME", "ID", "UID", "CPU", "MEM");
     for q in queued.iter().filter(|t| t.state == llmchain_daemon::protocol::TaskState::Queued).take(15) {
-        let _ = writeln!(o, "{:>6} {:>6} {:>6}m {:>6}Mi  {}", q.id, q.uid, q.cpu_millis, q.mem_mib, q.name.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            o,
+            "{:>6} {:>6} {:>6}m {:>6}Mi  {}",
+            q.id,
+            q.uid,
+            q.cpu_millis,
+            q.mem_mib,
+            q.name.as_deref().unwrap_or("-")
+        );
     }
     o
 }

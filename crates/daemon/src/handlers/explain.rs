@@ -34,7 +34,7 @@ pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Respo
     };
     let unmet_deps = if info.state == TaskState::Queued { st.unmet_deps(t) } else { Vec::new() };
     let ahead_ids: Vec<u64> = if info.state == TaskState::Queued {
-        st.queued.range(..r.id).copied().filter(|id| st.eligible(&st.tasks[id])).collect()
+        st.eligible.range(..r.id).map(|(id, _)| *id).collect()
     } else {
         Vec::new()
     };
@@ -60,7 +60,10 @@ pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Respo
                 parts.push(format!("it waits for dependencies {unmet_deps:?} to complete"));
             }
             for b in &blocked_by {
-                parts.push(format!("it needs {} {} {} but only {} of {} are free", b.need, b.unit, b.dim, b.free, b.capacity));
+                parts.push(format!(
+                    "it needs {} {} {} but only {} of {} are free",
+                    b.need, b.unit, b.dim, b.free, b.capacity
+                ));
             }
             if !ahead_ids.is_empty() {
                 parts.push(format!(

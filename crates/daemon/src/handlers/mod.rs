@@ -34,8 +34,10 @@ impl Caller {
     }
 }
 
-/// One response, or a stream of them (logs `follow`).
+/// One response, or a stream of them (logs `follow`). Short-lived (one per
+/// request), so the size difference between the variants does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// A single response.
     One(Response),

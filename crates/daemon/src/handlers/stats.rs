@@ -12,13 +12,8 @@ fn amount(r: &llmchain_core::Resources) -> Amount {
 
 /// Queue counts (eligible, held, running, finished).
 pub fn queue_stats(st: &crate::state::State) -> QueueStats {
-    let held = st.queued.iter().filter(|id| !st.eligible(&st.tasks[id])).count() as u64;
-    QueueStats {
-        queued: st.queued.len() as u64 - held,
-        held,
-        running: st.running.len() as u64,
-        finished: st.finished,
-    }
+    let held = (st.queued.len() - st.eligible.len()) as u64;
+    QueueStats { queued: st.queued.len() as u64 - held, held, running: st.running.len() as u64, finished: st.finished }
 }
 
 /// Handle a stats request.

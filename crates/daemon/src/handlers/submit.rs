@@ -33,10 +33,7 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: SubmitRequest) -> R
         return invalid("an environment value contains a NUL byte");
     }
     if r.cpu_millis == 0 || r.mem_mib == 0 {
-        return invalid(format!(
-            "cpu_millis ({}) and mem_mib ({}) must both be at least 1",
-            r.cpu_millis, r.mem_mib
-        ));
+        return invalid(format!("cpu_millis ({}) and mem_mib ({}) must both be at least 1", r.cpu_millis, r.mem_mib));
     }
     for (what, v) in [("name", &r.name), ("label", &r.label)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_LABEL) {
@@ -115,15 +112,19 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: SubmitRequest) -> R
     {
         let mut st = shared.lock();
         st.metrics.submits += 1;
-        st.queued.insert(id);
         st.tasks.insert(id, Task { row, killer: None, probe: None, cancel_requested: false, last_rejection: None });
         // A dependency may have failed between the check above and now.
-        let failed_dep = st.tasks[&id].row.info.after.iter().copied().find_map(|d| {
-            st.tasks.get(&d).and_then(|t| t.row.info.exit).filter(|s| *s != ExitStatus::Completed).map(|s| (d, s))
-        });
-        if let Some((d, s)) = failed_dep {
+        if let Some((d, s)) = st.enqueue(id) {
             let writer = shared.writer.clone();
-            st.finish(&writer, id, ExitStatus::Cancelled, Some(format!("dependency {d} ended {}", status_name(&s))), None, None, false);
+            st.finish(
+                &writer,
+                id,
+                ExitStatus::Cancelled,
+                Some(format!("dependency {d} ended {}", status_name(&s))),
+                None,
+                None,
+                false,
+            );
         }
     }
     shared.send(Event::Wake);

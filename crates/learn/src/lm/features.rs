@@ -10,7 +10,8 @@
 //!
 //! Cluster token ([`CLUSTER_FEATS`] values): free CPU and memory fractions,
 //! `ln(1+running)/5`, `ln(1+queue)/5`, mean and min `ln(1+remaining)/12` of
-//! running tasks, CPU fraction freeing within 10 minutes, and a constant 1.
+//! running tasks, CPU fraction freeing within 10 minutes, and a mode flag
+//! (1 when the ordering runs under a backfilling mode, 0 when strict).
 //!
 //! Times are seconds. A missing estimate counts as 1 hour (flagged).
 
@@ -43,9 +44,16 @@ pub struct Encoded {
 #[derive(Clone, Debug, Default)]
 pub struct Encoder {
     ends: Vec<(u64, u64)>,
+    /// Set the cluster token's mode flag: the order is used with backfilling.
+    pub backfill: bool,
 }
 
 impl Encoder {
+    /// An encoder whose mode flag says whether the order is used with backfilling.
+    pub fn new(backfill: bool) -> Self {
+        Encoder { ends: Vec::new(), backfill }
+    }
+
     /// Encode `snap` into `out` (cleared first), keeping at most `max_queue`
     /// tasks (the oldest, i.e. lowest ids).
     pub fn encode(&mut self, snap: &Snapshot<'_>, max_queue: usize, out: &mut Encoded) {
@@ -122,7 +130,7 @@ impl Encoder {
             if nr > 0 { (sum_rem / nr as f64 / 12.0) as f32 } else { 0.0 },
             if nr > 0 { l12(min_rem) } else { 0.0 },
             if total_cap.cpu_milli() > 0 { (soon as f64 / total_cap.cpu_milli() as f64) as f32 } else { 0.0 },
-            1.0,
+            if self.backfill { 1.0 } else { 0.0 },
         ];
     }
 }

@@ -244,8 +244,8 @@ impl LmWeights {
             }
             matmul(&s.hid, &self.ff2_w, 1, h, d, &mut s.tmp);
             let xi = &mut s.x[i * d..(i + 1) * d];
-            for j in 0..d {
-                xi[j] += s.tmp[j] + self.ff2_b[j];
+            for ((xv, t), b) in xi.iter_mut().zip(&s.tmp).zip(&self.ff2_b) {
+                *xv += t + b;
             }
             layer_norm(xi, &self.ln2_g, &self.ln2_b, &mut s.row);
             let logit = dot(&s.row, &self.out_w)

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use features::{Encoded, Encoder, CLUSTER_FEATS, TASK_FEATS};
 pub use infer::{LmWeights, Scratch, WeightMap};
-pub use ordering::{LmOrdering, SchedLm};
+pub use ordering::{default_policy, LmOrdering, SchedLm};
 
 /// Sizes of the network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

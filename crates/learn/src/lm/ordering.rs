@@ -16,6 +16,16 @@ use super::infer::{LmWeights, Scratch, WeightMap};
 use crate::card::ModelCard;
 use crate::LearnError;
 
+/// The shipped model's card and weights (see [`SchedLm::embedded`]).
+const EMBEDDED_CARD: &str = include_str!("../../../../models/sched-lm/card.json");
+const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../../models/sched-lm/weights.safetensors");
+
+/// The kernel's default fast path: the shipped scheduling LM ordering the
+/// queue with EASY backfilling (`lm:sched-lm+easy`). Loads the embedded copy.
+pub fn default_policy() -> Result<Box<dyn Policy + Send>, LearnError> {
+    Ok(SchedLm::embedded()?.boxed_policy(Mode::Easy))
+}
+
 /// Where an [`LmOrdering`] writes the decision points it records.
 pub type Recording = Arc<Mutex<Vec<Sample>>>;
 
@@ -51,6 +61,13 @@ impl LmOrdering {
             noise: None,
             record: None,
         }
+    }
+
+    /// Tell the model whether its order is used with backfilling (the
+    /// cluster token's mode flag). [`SchedLm::policy`] sets it from the mode.
+    pub fn backfill(mut self, on: bool) -> Self {
+        self.enc.backfill = on;
+        self
     }
 
     /// Sample orders instead (Gumbel noise on the logits = Plackett–Luce
@@ -134,7 +151,7 @@ impl SchedLm {
     /// Load `dir/card.json` and `dir/weights.safetensors`. Errors name the file and the problem.
     pub fn load(dir: &Path) -> Result<SchedLm, LearnError> {
         let card = ModelCard::read(dir)?;
-        let shape = card.lm_shape().ok_or_else(|| LearnError::Model {
+        card.lm_shape().ok_or_else(|| LearnError::Model {
             path: dir.to_path_buf(),
             reason: format!("card kind is `{}`, not a scheduling LM", card.kind),
         })?;
@@ -143,6 +160,16 @@ impl SchedLm {
             LearnError::Config { reason, .. } => LearnError::Model { path: dir.join(crate::card::WEIGHTS_FILE), reason },
             other => other,
         })
+    }
+
+    /// The shipped model (`models/sched-lm`), compiled into the binary so the
+    /// kernel's default works offline from any directory.
+    pub fn embedded() -> Result<SchedLm, LearnError> {
+        let origin = Path::new("<embedded models/sched-lm>");
+        let card: ModelCard = serde_json::from_str(EMBEDDED_CARD)
+            .map_err(|source| LearnError::Json { path: origin.join(crate::card::CARD_FILE), source })?;
+        let (map, _) = crate::card::read_buffer(&origin.join(crate::card::WEIGHTS_FILE), EMBEDDED_WEIGHTS)?;
+        Self::from_map(card, map)
     }
 
     /// A model from a card and a weight map (names and shapes checked against the card's shape).
@@ -179,7 +206,7 @@ impl SchedLm {
     /// The model as a policy in `mode` (`Mode::Easy`: the model picks the
     /// head, EASY backfilling fills). Named `lm:<name>` plus `+mode` unless strict.
     pub fn policy(&self, mode: Mode) -> Scheduler<LmOrdering> {
-        Scheduler::new(self.ordering(), mode)
+        Scheduler::new(self.ordering().backfill(mode != Mode::Strict), mode)
     }
 
     /// The kernel's default use: EASY backfilling around the model's order, boxed.

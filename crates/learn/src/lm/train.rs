@@ -7,9 +7,10 @@
 //!
 //! # Teacher order Y* (how it is made)
 //! On each training window every teacher ordering (default SJF, F1, WFP3,
-//! UNICEP, FCFS, each with EASY backfilling) is rolled out in the simulator;
-//! the one with the lowest mean bounded slowdown on that window is the
-//! window's teacher. At each of its decision points with ≥ 2 waiting tasks
+//! UNICEP, FCFS and five parametric orders [`ParamOrder`], each with EASY
+//! backfilling — and, with `strict_too`, again without backfilling) is
+//! rolled out in the simulator; per mode, the one with the lowest mean
+//! bounded slowdown on that window is the window's teacher. At each of its decision points with ≥ 2 waiting tasks
 //! the teacher's priority order is turned into a *start prefix* — the tasks
 //! it starts in order, then the first that does not fit (the EASY head),
 //! at most `prefix_k` — and Y* is that prefix. This is the best of several
@@ -78,6 +79,9 @@ pub struct TrainConfig {
     pub val_every: usize,
     /// Teacher orderings (each run with EASY backfilling).
     pub teachers: Vec<String>,
+    /// Also imitate the best teacher without backfilling (strict mode), so one
+    /// model serves both (the cluster token carries the mode flag).
+    pub strict_too: bool,
     /// Longest start prefix imitated per decision point.
     pub prefix_k: usize,
     /// Imitation epochs.
@@ -107,15 +111,16 @@ impl Default for TrainConfig {
             sources: vec!["swf:data/traces/lublin_256.swf".into(), "swf:data/traces/lublin_256_new2".into()],
             eval_sequences: 10,
             eval_length: 1024,
-            eval_seeds: vec![0, 1],
+            eval_seeds: vec![1],
             margin: 16,
             window: 256,
             max_windows: 0,
-            val_every: 5,
+            val_every: 4,
             teachers: ["sjf", "f1", "wfp3", "unicep", "fcfs", "p:1:0", "p:0.5:0", "p:0:1", "p:0.5:1", "p:0:3"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            strict_too: true,
             prefix_k: 4,
             epochs: 6,
             batch: 64,
@@ -201,11 +206,11 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
     }
 }
 
-fn rollout_with<O: Ordering + Clone>(o: O, w: &Workload, k: usize, mq: usize) -> Result<(f64, Vec<Sample>), LearnError> {
+fn rollout_with<O: Ordering + Clone>(o: O, w: &Workload, mode: Mode, k: usize, mq: usize) -> Result<(f64, Vec<Sample>), LearnError> {
     let mut rec = TeacherRecorder {
-        sched: Scheduler::new(o.clone(), Mode::Easy),
+        sched: Scheduler::new(o.clone(), mode),
         scorer: o,
-        enc: Encoder::default(),
+        enc: Encoder::new(mode != Mode::Strict),
         encoded: Encoded::default(),
         keys: Vec::new(),
         order: Vec::new(),
@@ -255,16 +260,16 @@ impl Ordering for ParamOrder {
     }
 }
 
-/// Roll out teacher ordering `name` with EASY on `w`: mean bounded slowdown and recorded samples.
-pub fn teacher_rollout(name: &str, w: &Workload, k: usize, max_queue: usize) -> Result<(f64, Vec<Sample>), LearnError> {
+/// Roll out teacher ordering `name` in `mode` on `w`: mean bounded slowdown and recorded samples.
+pub fn teacher_rollout(name: &str, w: &Workload, mode: Mode, k: usize, max_queue: usize) -> Result<(f64, Vec<Sample>), LearnError> {
     match name {
-        "sjf" => rollout_with(SjfOrder, w, k, max_queue),
-        "f1" => rollout_with(F1Order, w, k, max_queue),
-        "wfp3" => rollout_with(Wfp3Order, w, k, max_queue),
-        "unicep" => rollout_with(UnicepOrder, w, k, max_queue),
-        "fcfs" => rollout_with(FcfsOrder, w, k, max_queue),
+        "sjf" => rollout_with(SjfOrder, w, mode, k, max_queue),
+        "f1" => rollout_with(F1Order, w, mode, k, max_queue),
+        "wfp3" => rollout_with(Wfp3Order, w, mode, k, max_queue),
+        "unicep" => rollout_with(UnicepOrder, w, mode, k, max_queue),
+        "fcfs" => rollout_with(FcfsOrder, w, mode, k, max_queue),
         other => match ParamOrder::parse(other) {
-            Some(o) => rollout_with(o, w, k, max_queue),
+            Some(o) => rollout_with(o, w, mode, k, max_queue),
             None => Err(LearnError::Config {
                 field: "teachers",
                 reason: format!("unknown teacher `{other}` (valid: sjf, f1, wfp3, unicep, fcfs, p:A:B)"),
@@ -275,7 +280,7 @@ pub fn teacher_rollout(name: &str, w: &Workload, k: usize, max_queue: usize) -> 
 
 /// Mean bounded slowdown of the model (greedy, EASY) on `w`.
 pub fn model_bsld(weights: &Arc<LmWeights>, w: &Workload, mode: Mode) -> Result<f64, LearnError> {
-    let mut p = Scheduler::new(LmOrdering::new("lm", weights.clone()), mode);
+    let mut p = Scheduler::new(LmOrdering::new("lm", weights.clone()).backfill(mode != Mode::Strict), mode);
     let r = llmchain_sim::run(w, &mut p, &SimConfig::default()).map_err(LearnError::sim("model rollout"))?;
     Ok(r.metrics.bounded_slowdown.mean)
 }
@@ -390,6 +395,7 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
     let mut val_windows: Vec<Workload> = Vec::new();
     let mut teacher_wins: std::collections::BTreeMap<String, usize> = Default::default();
     let mut val_teacher = Vec::new();
+    let mut val_teacher_strict: Vec<f64> = Vec::new();
     for spec in &cfg.sources {
         let w = load_source(spec, cfg.seed)?;
         let splits = plan_splits(spec, &w, cfg)?;
@@ -403,22 +409,31 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                     break;
                 }
                 let win = llmchain_sim::sample::window(&w, i, s, e - s, cfg.seed);
-                let mut best: Option<(f64, String, Vec<Sample>)> = None;
-                for t in &cfg.teachers {
-                    let (b, samples) = teacher_rollout(t, &win, k, mq)?;
-                    if best.as_ref().is_none_or(|(bb, _, _)| b < *bb) {
-                        best = Some((b, t.clone(), samples));
+                let modes: &[Mode] = if cfg.strict_too { &[Mode::Easy, Mode::Strict] } else { &[Mode::Easy] };
+                for &mode in modes {
+                    let mut best: Option<(f64, String, Vec<Sample>)> = None;
+                    for t in &cfg.teachers {
+                        let (b, samples) = teacher_rollout(t, &win, mode, k, mq)?;
+                        if best.as_ref().map_or(true, |(bb, _, _)| b < *bb) {
+                            best = Some((b, t.clone(), samples));
+                        }
                     }
-                }
-                let Some((b, name, samples)) = best else { continue };
-                if which == 0 {
-                    *teacher_wins.entry(name).or_default() += 1;
-                    train_samples.extend(samples);
-                    train_windows.push(TrainWindow { workload: win, teacher_bsld: b });
-                } else {
-                    val_samples.extend(samples);
-                    val_teacher.push(b);
-                    val_windows.push(win);
+                    let Some((b, name, samples)) = best else { continue };
+                    if which == 0 {
+                        *teacher_wins.entry(format!("{name}+{mode}")).or_default() += 1;
+                        train_samples.extend(samples);
+                        if mode == Mode::Easy {
+                            train_windows.push(TrainWindow { workload: win.clone(), teacher_bsld: b });
+                        }
+                    } else {
+                        val_samples.extend(samples);
+                        if mode == Mode::Easy {
+                            val_teacher.push(b);
+                            val_windows.push(win.clone());
+                        } else {
+                            val_teacher_strict.push(b);
+                        }
+                    }
                 }
             }
         }
@@ -471,7 +486,7 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         let mut episodes: Vec<(f64, Vec<Sample>)> = Vec::new();
         for _ in 0..cfg.rl_samples.max(2) {
             let rec: super::ordering::Recording = Arc::new(Mutex::new(Vec::new()));
-            let o = LmOrdering::new("lm", weights.clone()).sampling(rng.gen()).recording(rec.clone(), k);
+            let o = LmOrdering::new("lm", weights.clone()).backfill(true).sampling(rng.gen()).recording(rec.clone(), k);
             let mut p = Scheduler::new(o, Mode::Easy);
             let r = llmchain_sim::run(&tw.workload, &mut p, &SimConfig::default()).map_err(LearnError::sim("policy-gradient rollout"))?;
             let g = (tw.teacher_bsld / r.metrics.bounded_slowdown.mean.max(1.0)).min(2.0);
@@ -495,19 +510,19 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         let imit: Vec<&Sample> = (0..cfg.batch).map(|_| &train_samples[rng.gen_range(0..train_samples.len())]).collect();
         let isteps: usize = imit.iter().map(|s| s.prefix.len()).sum::<usize>().max(1);
         let mut loss_val = 0.0;
-        let mut grads_loss = None;
+        let mut grads_loss: Option<candle_core::Tensor> = None;
         for chunk in rows.chunks(256).zip(wts.chunks(256)) {
             let b = make_batch(chunk.0, k, mq, chunk.1);
             let l = model.pointer_nll(&b).map_err(LearnError::candle("policy-gradient loss"))?;
             grads_loss = Some(match grads_loss {
                 None => l,
-                Some(acc) => (acc + l).map_err(LearnError::candle("policy-gradient loss"))?,
+                Some(acc) => acc.add(&l).map_err(LearnError::candle("policy-gradient loss"))?,
             });
         }
         let bi = make_batch(&imit, k, mq, &vec![1.0 / isteps as f32; imit.len()]);
         let li = model.pointer_nll(&bi).map_err(LearnError::candle("imitation loss"))?;
         let total = match grads_loss {
-            Some(pg) => (li + pg).map_err(LearnError::candle("total loss"))?,
+            Some(pg) => li.add(&pg).map_err(LearnError::candle("total loss"))?,
             None => li,
         };
         loss_val += total.to_scalar::<f32>().map_err(LearnError::candle("loss value"))? as f64;
@@ -523,13 +538,22 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
     metrics.insert("train_decision_points".into(), train_samples.len() as f64);
     metrics.insert("val_decision_points".into(), val_samples.len() as f64);
     metrics.insert("imitation_val_nll_initial".into(), initial_val);
-    metrics.insert("imitation_val_nll_final".into(), curve.iter().filter(|c| c.phase == "imitation").last().map(|c| c.val).unwrap_or(0.0));
+    metrics.insert("imitation_val_nll_final".into(), curve.iter().rfind(|c| c.phase == "imitation").map(|c| c.val).unwrap_or(0.0));
     metrics.insert("val_bsld_easy_after_imitation".into(), val_bsld_imit);
     if cfg.rl_iters > 0 {
         metrics.insert("val_bsld_easy_after_rl".into(), val_bsld_rl);
         metrics.insert("rl_mean_reward".into(), reward_sum / cfg.rl_iters as f64);
     }
     metrics.insert("val_bsld_easy_best_teacher".into(), val_teacher.iter().sum::<f64>() / val_teacher.len().max(1) as f64);
+    if cfg.strict_too {
+        let kept_w = Arc::new(LmWeights::from_map(cfg.shape.clone(), &final_map).map_err(|reason| LearnError::Config { field: "shape", reason })?);
+        let mut st = 0.0;
+        for w in &val_windows {
+            st += model_bsld(&kept_w, w, Mode::Strict)?;
+        }
+        metrics.insert("val_bsld_strict".into(), st / val_windows.len().max(1) as f64);
+        metrics.insert("val_bsld_strict_best_teacher".into(), val_teacher_strict.iter().sum::<f64>() / val_teacher_strict.len().max(1) as f64);
+    }
     data.notes.push(format!("kept weights: after {kept} (lower validation bounded slowdown with EASY)"));
     let card = ModelCard {
         name: cfg.name.clone(),
@@ -542,7 +566,11 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         data,
         metrics,
         train_seconds: t0.elapsed().as_secs_f64(),
-        reproduce: format!("llmchain train sched-lm --config models/{}/train.json", cfg.name),
+        reproduce: format!(
+            "cargo run --release -p llmchain-learn --example learn -- train models/{0}/train.json models/{0} \
+             (or: llmchain train sched-lm --config models/{0}/train.json --out models/{0})",
+            cfg.name
+        ),
     };
     if let Some(dir) = out_dir {
         save_sched_lm(dir, &card, &final_map)?;

@@ -385,7 +385,7 @@ mod tests {
                 job(i as u64, i * 10_000, if u == 1 { 100 } else { 5000 }, u, 10_000)
             })
             .collect();
-        let cfg = GbtConfig { trees: 40, depth: 3, ..GbtConfig::default() };
+        let cfg = GbtConfig { trees: 150, depth: 3, learning_rate: 0.2, ..GbtConfig::default() };
         let (_, r) = train_and_evaluate("synthetic", &jobs, 0.7, &cfg).unwrap();
         assert!(r.mae_model < 50.0, "{r:?}");
         assert!(r.mae_request.unwrap() > 5000.0);

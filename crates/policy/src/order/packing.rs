@@ -41,9 +41,14 @@ impl Ordering for PackerOrder {
 /// value = `knob · alignment + (1 − knob) · 1/estimate`, highest first
 /// (score = −value, best over the nodes where the task fits).
 ///
-/// * `knob` ∈ [0, 1], default 0.5: 1 is pure Packer, 0 pure SJF. DeepRM's
-///   reference code takes the knob as a parameter (1 = packer, 0 = SJF); we
-///   default to an even blend.
+/// * `knob` ∈ [0, 1], default 0.5 (an even blend): 1 is pure Packer, 0 pure
+///   SJF. DeepRM's `other_agents.get_packer_sjf_action(machine, job_slot,
+///   knob)` takes the knob as a parameter with the same meaning; note that
+///   DeepRM's own evaluation script (`slow_down_cdf.py`) plots pure
+///   alignment (`get_packer_action`) under the label "Tetris" — to compare
+///   with those curves use `tetris:knob=1` (equivalently `packer`).
+///   Grandl et al. weigh the two terms by ε = mean alignment / mean
+///   shortness instead of a fixed knob; we do not adapt it.
 /// * alignment is normalised by node capacity (so in `[0, NDIMS]`), whereas
 ///   DeepRM uses raw resource units; `1/estimate` is in 1/s (DeepRM uses
 ///   1/length in time steps). With DeepRM-style workloads (durations of
