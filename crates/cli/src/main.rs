@@ -52,6 +52,9 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Export the node's feedback records (`history export --swf FILE`).
     History(cmd::history::Args),
+    /// Why is a task not running, in a simulation: `explain-sim --sim WORKLOAD --policy SPEC --at T TASK`.
+    #[command(name = "explain-sim")]
+    ExplainSim(cmd::explain_sim::Args),
     /// Fetch or locate language models (`model fetch smollm2 --q8`).
     Model(cmd::model::Args),
 }
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Model(args) => cmd::model::run(args),
+        Command::ExplainSim(args) => cmd::explain_sim::run_explain(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

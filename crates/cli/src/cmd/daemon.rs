@@ -57,8 +57,10 @@ pub fn run(args: Args) -> Result<()> {
         c.socket = s;
     }
     c.policy = args.policy;
-    // Policies come from `c.policy_factory` (default: `llmchain_policy::build`); route
-    // `kernel:...` specs to the kernel by wrapping it here.
+    // Heuristic specs and `kernel...` specs alike: the daemon's policy can be the kernel.
+    c.policy_factory = std::sync::Arc::new(|spec: &str| {
+        llmchain_kernel::build_policy(spec, 0).map_err(|e| e.to_string())
+    });
     c.cgroup_parent = args.cgroup_parent;
     c.handle_signals = true;
     if args.all_users {

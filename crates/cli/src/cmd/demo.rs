@@ -20,16 +20,23 @@ pub struct Args {
     #[arg(long, short = 's', default_value_t = 7)]
     pub seed: u64,
 
-    /// Policies to compare (comma-separated; see `llmchain sim --help`).
-    #[arg(long, short = 'p', value_name = "LIST", default_value = DEFAULT_POLICIES)]
-    pub policy: String,
+    /// Policies to compare (comma-separated; see `llmchain sim --help`). Default: the
+    /// LLM kernel with SmolLM2 when fetched (else the builtin kernel), then the heuristics.
+    #[arg(long, short = 'p', value_name = "LIST")]
+    pub policy: Option<String>,
 
     /// Also write the tasks and schedules as JSON to FILE (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
 
-const DEFAULT_POLICIES: &str = "fcfs,sjf,sjf+easy,f1+easy,tetris,packer,bestfit,drf,random";
+/// Heuristics the kernel is compared with. The kernel itself is always first:
+/// `kernel:smollm2,q8` when the SmolLM2 weights have been fetched, else the
+/// builtin kernel (see [`kernel_spec`]).
+const DEFAULT_POLICIES: &str = "kernel,fcfs,sjf,sjf+easy,f1+easy,tetris,packer,bestfit,drf,random";
+
+/// The LLM kernel spec the demo uses when the SmolLM2 weights are present.
+const SMOLLM2_SPEC: &str = "kernel:smollm2,q8,every=1,deadline=30000";
 
 #[derive(Serialize)]
 struct DemoTask {
@@ -53,7 +60,23 @@ struct DemoSchedule<'a> {
 
 /// Run the demo.
 pub fn run(args: Args) -> Result<()> {
-    let specs = policies::split_specs(&args.policy);
+    let specs = match &args.policy {
+        Some(list) => policies::split_specs(list),
+        None => {
+            let mut v = policies::split_specs(DEFAULT_POLICIES);
+            if llmchain_kernel::backend::gguf::smollm2_path(true).exists() {
+                println!("kernel: in-process SmolLM2-135M-Instruct (Q8_0), constrained to waiting task ids");
+                v.insert(0, SMOLLM2_SPEC.to_string());
+            } else {
+                println!(
+                    "kernel: SmolLM2 weights not found ({}); using the builtin kernel. To use the LLM: {}",
+                    llmchain_kernel::backend::gguf::smollm2_path(true).display(),
+                    llmchain_gguf::FETCH_HINT
+                );
+            }
+            v
+        }
+    };
     policies::check_all(&specs, args.seed)?;
     let w = seed_example::generate(args.seed)?;
 

@@ -4,7 +4,7 @@
 //! of it, and what the kernel's model last said about it.
 
 use anyhow::{Context, Result};
-use llmchain_core::{TaskId, Time};
+use llmchain_core::{Policy, TaskId, Time};
 use llmchain_kernel::{build_kernel, explain, is_kernel_spec, At, CaptureAt};
 use llmchain_sim::{load, run, SimConfig, WorkloadSpec};
 

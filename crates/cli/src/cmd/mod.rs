@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod daemon;
 pub mod demo;
 pub mod explain;
+pub mod explain_sim;
 pub mod history;
 pub mod logs;
 pub mod model;

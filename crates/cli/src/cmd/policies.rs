@@ -29,23 +29,26 @@ pub fn split_specs(list: &str) -> Vec<String> {
     out
 }
 
-/// Build one policy from a spec. Heuristics come from `llmchain-policy`.
+/// Build one policy from a spec: heuristics come from `llmchain-policy`,
+/// `kernel...` specs from `llmchain-kernel`.
 pub fn build(spec: &str, seed: u64) -> Result<Box<dyn Policy + Send>> {
-    llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed })
-        .map_err(|e| UsageError(format!("{e}")).into())
+    llmchain_kernel::build_policy(spec, seed).map_err(|e| UsageError(format!("{e}")).into())
 }
 
 /// Check every spec builds, so a typo fails before any long run starts.
 pub fn check_all(specs: &[String], seed: u64) -> Result<()> {
     if specs.is_empty() {
         return Err(UsageError(format!(
-            "no policy given; valid: {}",
-            llmchain_policy::valid_specs()
+            "no policy given; valid: {}; kernels: {}",
+            llmchain_policy::valid_specs(),
+            llmchain_kernel::VALID_FORMS
         ))
         .into());
     }
     for s in specs {
-        build(s, seed)?;
+        if !llmchain_kernel::is_kernel_spec(s) {
+            build(s, seed)?;
+        }
     }
     Ok(())
 }
