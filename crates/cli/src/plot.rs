@@ -13,7 +13,8 @@ const SIZE: (u32, u32) = (1000, 640);
 /// Write every plot into `dir`; returns the files written.
 /// `runs[p][s]` is policy `p` on sequence `s`.
 pub fn write_all(dir: &Path, runs: &[Vec<RunResult>]) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating plot directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating plot directory {}", dir.display()))?;
     let cdf = dir.join("bsld_cdf.svg");
     bsld_cdf(&cdf, runs).with_context(|| format!("drawing {}", cdf.display()))?;
     let util = dir.join("utilisation.svg");
@@ -44,19 +45,29 @@ fn bsld_cdf(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
     for per_policy in runs {
         let mut v: Vec<f64> = per_policy
             .iter()
-            .flat_map(|r| r.tasks.iter().filter_map(|t| t.outcome()).map(|o| TaskMetrics::of(&o).bounded_slowdown))
+            .flat_map(|r| {
+                r.tasks
+                    .iter()
+                    .filter_map(|t| t.outcome())
+                    .map(|o| TaskMetrics::of(&o).bounded_slowdown)
+            })
             .collect();
         v.sort_by(f64::total_cmp);
         if let Some(&m) = v.last() {
             max_x = max_x.max(m);
         }
-        let name = per_policy.first().map_or_else(String::new, |r| r.policy.clone());
+        let name = per_policy
+            .first()
+            .map_or_else(String::new, |r| r.policy.clone());
         series.push((name, v));
     }
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Bounded slowdown: fraction of tasks at or below x", ("sans-serif", 24))
+        .caption(
+            "Bounded slowdown: fraction of tasks at or below x",
+            ("sans-serif", 24),
+        )
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(60)
@@ -83,7 +94,9 @@ fn bsld_cdf(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
         chart
             .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -100,7 +113,10 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
     let mut t_max: f64 = 1.0;
     let mut has_mem = false;
     for per_policy in runs {
-        if let Some(series) = per_policy.first().and_then(|r| r.utilisation_series.as_ref()) {
+        if let Some(series) = per_policy
+            .first()
+            .and_then(|r| r.utilisation_series.as_ref())
+        {
             if let Some(p) = series.last() {
                 t_max = t_max.max(p.t);
             }
@@ -109,24 +125,42 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
     }
     let hours = t_max > 4.0 * 3600.0;
     let scale = if hours { 3600.0 } else { 1.0 };
-    let root = SVGBackend::new(path, (SIZE.0, if has_mem { SIZE.1 * 2 } else { SIZE.1 })).into_drawing_area();
+    let root = SVGBackend::new(path, (SIZE.0, if has_mem { SIZE.1 * 2 } else { SIZE.1 }))
+        .into_drawing_area();
     root.fill(&WHITE)?;
-    let panels: Vec<_> = if has_mem { root.split_evenly((2, 1)) } else { vec![root.clone()] };
+    let panels: Vec<_> = if has_mem {
+        root.split_evenly((2, 1))
+    } else {
+        vec![root.clone()]
+    };
     for (panel, (dim, label)) in panels.iter().zip([("cpu", "CPU"), ("mem", "memory")]) {
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("{label} utilisation over time (first sequence; mean per 1/{BINS} of the run)"), ("sans-serif", 22))
+            .caption(
+                format!(
+                    "{label} utilisation over time (first sequence; mean per 1/{BINS} of the run)"
+                ),
+                ("sans-serif", 22),
+            )
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0f64..t_max / scale, 0.0f64..1.05)?;
         chart
             .configure_mesh()
-            .x_desc(if hours { "time (hours)" } else { "time (seconds)" })
+            .x_desc(if hours {
+                "time (hours)"
+            } else {
+                "time (seconds)"
+            })
             .y_desc("fraction of capacity in use")
             .draw()?;
         for (i, per_policy) in runs.iter().enumerate() {
-            let Some(first) = per_policy.first() else { continue };
-            let Some(series) = first.utilisation_series.as_ref() else { continue };
+            let Some(first) = per_policy.first() else {
+                continue;
+            };
+            let Some(series) = first.utilisation_series.as_ref() else {
+                continue;
+            };
             let pts = binned_mean(series, dim, t_max, BINS)
                 .into_iter()
                 .map(|(t, u)| (t / scale, u))
@@ -135,7 +169,9 @@ fn utilisation(path: &Path, runs: &[Vec<RunResult>]) -> Result<()> {
             chart
                 .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
                 .label(first.policy.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -153,7 +189,12 @@ const BINS: usize = 100;
 
 /// Time-weighted mean utilisation per bin of a step series (each point's
 /// value holds until the next point), as (bin centre, mean) pairs.
-fn binned_mean(series: &[llmchain_sim::UtilPoint], dim: &str, t_max: f64, bins: usize) -> Vec<(f64, f64)> {
+fn binned_mean(
+    series: &[llmchain_sim::UtilPoint],
+    dim: &str,
+    t_max: f64,
+    bins: usize,
+) -> Vec<(f64, f64)> {
     let width = t_max / bins as f64;
     let mut area = vec![0.0; bins];
     for (k, p) in series.iter().enumerate() {
@@ -169,7 +210,10 @@ fn binned_mean(series: &[llmchain_sim::UtilPoint], dim: &str, t_max: f64, bins: 
             a = bin_end;
         }
     }
-    area.iter().enumerate().map(|(i, a)| ((i as f64 + 0.5) * width, a / width)).collect()
+    area.iter()
+        .enumerate()
+        .map(|(i, a)| ((i as f64 + 0.5) * width, a / width))
+        .collect()
 }
 
 #[cfg(test)]
@@ -179,7 +223,14 @@ mod tests {
 
     #[test]
     fn binned_mean_weights_by_time() {
-        let p = |t: f64, cpu: f64| UtilPoint { t, util: PerResource { cpu, mem: 0.0, gpu: 0.0 } };
+        let p = |t: f64, cpu: f64| UtilPoint {
+            t,
+            util: PerResource {
+                cpu,
+                mem: 0.0,
+                gpu: 0.0,
+            },
+        };
         // 1.0 for the first quarter, 0.0 after: bin 0 of 2 has mean 0.5.
         let b = binned_mean(&[p(0.0, 1.0), p(25.0, 0.0)], "cpu", 100.0, 2);
         assert_eq!(b, vec![(25.0, 0.5), (75.0, 0.0)]);

@@ -11,7 +11,10 @@ mod helper {
 
     /// The repository root (the workspace holds the traces under `data/`).
     pub fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap()
     }
 
     pub fn llmchain() -> Command {
@@ -21,30 +24,55 @@ mod helper {
     }
 
     pub fn lublin1() -> String {
-        format!("swf:{}", root().join("data/traces/lublin_256.swf").display())
+        format!(
+            "swf:{}",
+            root().join("data/traces/lublin_256.swf").display()
+        )
     }
 }
 use helper::*;
 
 #[test]
 fn demo_runs_offline_and_prints_schedules() {
-    let out = llmchain().args(["demo", "--json", "-"]).assert().success().get_output().stdout.clone();
+    let out = llmchain()
+        .args(["demo", "--json", "-"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("cluster: 1 node, 8 CPUs, 16 memory units"), "{text}");
+    assert!(
+        text.contains("cluster: 1 node, 8 CPUs, 16 memory units"),
+        "{text}"
+    );
     assert!(text.contains("schedules"), "{text}");
     // The JSON document at the end: 10 tasks; every schedule is a permutation of 0..10.
     let json_start = text.find("{\n").expect("json output");
     let v: serde_json::Value = serde_json::from_str(&text[json_start..]).unwrap();
     assert_eq!(v["tasks"].as_array().unwrap().len(), 10);
     for s in v["schedules"].as_array().unwrap() {
-        let mut order: Vec<u64> = s["schedule"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        let mut order: Vec<u64> = s["schedule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
         order.sort_unstable();
         assert_eq!(order, (0..10).collect::<Vec<_>>(), "{s}");
         assert_eq!(s["rejected_proposals"], 0);
         // Total time is at least the longest task and at most the sum of all durations.
         let total = s["total_time_s"].as_f64().unwrap();
-        let durs: Vec<f64> = v["tasks"].as_array().unwrap().iter().map(|t| t["duration_s"].as_f64().unwrap()).collect();
-        assert!(total >= durs.iter().cloned().fold(0.0, f64::max) && total <= durs.iter().sum::<f64>(), "{total}");
+        let durs: Vec<f64> = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["duration_s"].as_f64().unwrap())
+            .collect();
+        assert!(
+            total >= durs.iter().cloned().fold(0.0, f64::max) && total <= durs.iter().sum::<f64>(),
+            "{total}"
+        );
     }
 }
 
@@ -55,28 +83,60 @@ fn sim_prints_a_table_and_json_is_deterministic() {
     let b = dir.path().join("b.json");
     for out in [&a, &b] {
         llmchain()
-            .args(["sim", "-w", &lublin1(), "-p", "fcfs,sjf+easy,f1+easy", "-n", "3", "-l", "256", "--seed", "5"])
+            .args([
+                "sim",
+                "-w",
+                &lublin1(),
+                "-p",
+                "fcfs,sjf+easy,f1+easy",
+                "-n",
+                "3",
+                "-l",
+                "256",
+                "--seed",
+                "5",
+            ])
             .arg("--json")
             .arg(out)
             .assert()
             .success()
             .stdout(predicate::str::contains("sjf+easy").and(predicate::str::contains("bsld")));
     }
-    let (ta, tb) = (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+    let (ta, tb) = (
+        std::fs::read_to_string(&a).unwrap(),
+        std::fs::read_to_string(&b).unwrap(),
+    );
     assert_eq!(ta, tb, "same seed must give identical JSON");
     let v: serde_json::Value = serde_json::from_str(&ta).unwrap();
     assert_eq!(v["sequences"], 3);
     assert_eq!(v["policies"].as_array().unwrap().len(), 3);
     // Backfilling never makes FCFS worse on average bounded slowdown here.
-    let bsld = |i: usize| v["policies"][i]["mean"]["metrics"]["bounded_slowdown"]["mean"].as_f64().unwrap();
-    assert!(bsld(0) >= bsld(1), "fcfs {} vs sjf+easy {}", bsld(0), bsld(1));
+    let bsld = |i: usize| {
+        v["policies"][i]["mean"]["metrics"]["bounded_slowdown"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        bsld(0) >= bsld(1),
+        "fcfs {} vs sjf+easy {}",
+        bsld(0),
+        bsld(1)
+    );
 }
 
 #[test]
 fn sim_plot_writes_svgs() {
     let dir = tempfile::tempdir().unwrap();
     llmchain()
-        .args(["sim", "-w", "deeprm:load=0.7,jobs=300", "-p", "sjf,tetris,packer", "--full", "--plot"])
+        .args([
+            "sim",
+            "-w",
+            "deeprm:load=0.7,jobs=300",
+            "-p",
+            "sjf,tetris,packer",
+            "--full",
+            "--plot",
+        ])
         .arg(dir.path())
         .assert()
         .success();
@@ -99,12 +159,20 @@ fn unknown_policy_lists_valid_names() {
 fn bad_workloads_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.swf");
-    std::fs::write(&bad, "; MaxProcs: 4\n1 0 0 10 2 -1 -1 2 10 -1 1 1 1 -1 -1 -1 -1 -1\n2 5 x 10 2\n").unwrap();
+    std::fs::write(
+        &bad,
+        "; MaxProcs: 4\n1 0 0 10 2 -1 -1 2 10 -1 1 1 1 -1 -1 -1 -1 -1\n2 5 x 10 2\n",
+    )
+    .unwrap();
     llmchain()
         .args(["sim", "-w", &format!("swf:{}", bad.display()), "-p", "fcfs"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("bad.swf").and(predicate::str::contains("bad.swf:3").and(predicate::str::contains("wait time"))));
+        .stderr(
+            predicate::str::contains("bad.swf").and(
+                predicate::str::contains("bad.swf:3").and(predicate::str::contains("wait time")),
+            ),
+        );
     llmchain()
         .args(["sim", "-w", "nonsense:1", "-p", "fcfs"])
         .assert()
@@ -113,7 +181,13 @@ fn bad_workloads_get_clear_errors() {
     let empty = dir.path().join("empty.swf");
     std::fs::write(&empty, "; MaxProcs: 4\n").unwrap();
     llmchain()
-        .args(["sim", "-w", &format!("swf:{}", empty.display()), "-p", "fcfs"])
+        .args([
+            "sim",
+            "-w",
+            &format!("swf:{}", empty.display()),
+            "-p",
+            "fcfs",
+        ])
         .assert()
         .failure()
         .stderr(predicate::str::contains("no jobs").or(predicate::str::contains("empty")));

@@ -39,19 +39,31 @@ pub struct Cluster {
 impl Cluster {
     /// One node with the given capacity.
     pub fn single(capacity: Resources) -> Self {
-        Cluster { nodes: vec![NodeSpec { name: "n0".into(), capacity }] }
+        Cluster {
+            nodes: vec![NodeSpec {
+                name: "n0".into(),
+                capacity,
+            }],
+        }
     }
 
     /// `n` identical nodes.
     pub fn uniform(n: usize, capacity: Resources) -> Self {
         Cluster {
-            nodes: (0..n).map(|i| NodeSpec { name: format!("n{i}"), capacity }).collect(),
+            nodes: (0..n)
+                .map(|i| NodeSpec {
+                    name: format!("n{i}"),
+                    capacity,
+                })
+                .collect(),
         }
     }
 
     /// Sum of all nodes' capacities.
     pub fn total(&self) -> Resources {
-        self.nodes.iter().fold(Resources::ZERO, |acc, n| acc + n.capacity)
+        self.nodes
+            .iter()
+            .fold(Resources::ZERO, |acc, n| acc + n.capacity)
     }
 
     /// Whether some node could ever hold `req` (when empty).

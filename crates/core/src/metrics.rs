@@ -110,14 +110,20 @@ mod tests {
         // 2 s job that waited 3 s: turnaround 5 s, bounded by τ = 10 s → 1.
         assert_eq!(bounded_slowdown(Dur::from_secs(5), Dur::from_secs(2)), 1.0);
         // 20 s job that waited 20 s → 2.
-        assert_eq!(bounded_slowdown(Dur::from_secs(40), Dur::from_secs(20)), 2.0);
+        assert_eq!(
+            bounded_slowdown(Dur::from_secs(40), Dur::from_secs(20)),
+            2.0
+        );
     }
 
     #[test]
     fn percentiles_nearest_rank() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
         let s = Summary::of(&mut v);
-        assert_eq!((s.p50, s.p95, s.p99, s.max, s.mean), (50.0, 95.0, 99.0, 100.0, 50.5));
+        assert_eq!(
+            (s.p50, s.p95, s.p99, s.max, s.mean),
+            (50.0, 95.0, 99.0, 100.0, 50.5)
+        );
     }
 
     #[test]

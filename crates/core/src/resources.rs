@@ -207,7 +207,10 @@ mod tests {
         assert!(Resources::cpus(8, 16).fits_in(&cap));
         assert!(!Resources::cpus(9, 1).fits_in(&cap));
         assert_eq!(Resources::cpus(1, 17).first_shortfall(&cap), Some(Dim::Mem));
-        assert_eq!(Resources::cpus(1, 1).with_gpus(1).first_shortfall(&cap), Some(Dim::Gpu));
+        assert_eq!(
+            Resources::cpus(1, 1).with_gpus(1).first_shortfall(&cap),
+            Some(Dim::Gpu)
+        );
         assert_eq!(cap.checked_sub(&Resources::cpus(9, 0)), None);
         assert_eq!(cap - Resources::cpus(3, 6), Resources::cpus(5, 10));
     }

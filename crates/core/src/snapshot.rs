@@ -86,14 +86,28 @@ impl<'a> Snapshot<'a> {
         waiting: &'a [WaitingTask],
         running: &'a [RunningTask],
     ) -> Self {
-        debug_assert!(waiting.windows(2).all(|w| w[0].id < w[1].id), "waiting not sorted by id");
-        debug_assert!(nodes.iter().enumerate().all(|(i, n)| n.id.0 as usize == i), "node ids");
-        Snapshot { now, nodes, waiting, running }
+        debug_assert!(
+            waiting.windows(2).all(|w| w[0].id < w[1].id),
+            "waiting not sorted by id"
+        );
+        debug_assert!(
+            nodes.iter().enumerate().all(|(i, n)| n.id.0 as usize == i),
+            "node ids"
+        );
+        Snapshot {
+            now,
+            nodes,
+            waiting,
+            running,
+        }
     }
 
     /// Find a waiting task by id (binary search).
     pub fn waiting_task(&self, id: TaskId) -> Option<&'a WaitingTask> {
-        self.waiting.binary_search_by_key(&id, |t| t.id).ok().map(|i| &self.waiting[i])
+        self.waiting
+            .binary_search_by_key(&id, |t| t.id)
+            .ok()
+            .map(|i| &self.waiting[i])
     }
 
     /// Whether `id` is running now (linear scan).
@@ -108,14 +122,18 @@ impl<'a> Snapshot<'a> {
 
     /// Sum of capacity over all nodes.
     pub fn total_capacity(&self) -> Resources {
-        self.nodes.iter().fold(Resources::ZERO, |a, n| a + n.capacity)
+        self.nodes
+            .iter()
+            .fold(Resources::ZERO, |a, n| a + n.capacity)
     }
 
     /// First node (lowest id) whose entry in `free` can hold `req`.
     /// `free` is usually a copy of the nodes' free resources that the policy
     /// decrements as it plans several starts.
     pub fn first_fit(req: &Resources, free: &[Resources]) -> Option<NodeId> {
-        free.iter().position(|f| req.fits_in(f)).map(|i| NodeId(i as u32))
+        free.iter()
+            .position(|f| req.fits_in(f))
+            .map(|i| NodeId(i as u32))
     }
 
     /// The nodes' free resources as a vector a policy can plan against.

@@ -47,7 +47,12 @@ impl fmt::Display for RejectReason {
             RejectReason::AlreadyStarted => f.write_str("task already started"),
             RejectReason::Duplicate => f.write_str("task proposed twice"),
             RejectReason::NoSuchNode { node } => write!(f, "no such node {node}"),
-            RejectReason::OverCommit { node, dim, need, free } => write!(
+            RejectReason::OverCommit {
+                node,
+                dim,
+                need,
+                free,
+            } => write!(
                 f,
                 "would over-commit {node}: {dim} needs {need} {}, {free} free",
                 dim.unit()
@@ -90,7 +95,12 @@ impl Validator {
 
     /// Validate `proposals` against `snap`, appending to `verdict` (which is
     /// cleared first).
-    pub fn check_into(&mut self, snap: &Snapshot<'_>, proposals: &[Decision], verdict: &mut Verdict) {
+    pub fn check_into(
+        &mut self,
+        snap: &Snapshot<'_>,
+        proposals: &[Decision],
+        verdict: &mut Verdict,
+    ) {
         verdict.accepted.clear();
         verdict.rejected.clear();
         self.free.clear();
@@ -99,7 +109,10 @@ impl Validator {
         for &d in proposals {
             match self.check_one(snap, d) {
                 Ok(()) => verdict.accepted.push(d),
-                Err(reason) => verdict.rejected.push(Rejection { decision: d, reason }),
+                Err(reason) => verdict.rejected.push(Rejection {
+                    decision: d,
+                    reason,
+                }),
             }
         }
     }
@@ -177,7 +190,18 @@ mod tests {
         }];
         let snap = Snapshot::new(Time::ZERO, &nodes, &waiting, &running);
         let s = |t, n| Decision::start(TaskId(t), NodeId(n));
-        let v = Validator::new().check(&snap, &[s(1, 0), s(1, 0), s(9, 0), s(0, 0), s(3, 7), s(2, 0), s(3, 0)]);
+        let v = Validator::new().check(
+            &snap,
+            &[
+                s(1, 0),
+                s(1, 0),
+                s(9, 0),
+                s(0, 0),
+                s(3, 7),
+                s(2, 0),
+                s(3, 0),
+            ],
+        );
         assert_eq!(v.accepted, vec![s(1, 0), s(3, 0)]);
         let reasons: Vec<_> = v.rejected.iter().map(|r| r.reason.clone()).collect();
         assert_eq!(
@@ -187,7 +211,12 @@ mod tests {
                 RejectReason::UnknownTask,
                 RejectReason::AlreadyStarted,
                 RejectReason::NoSuchNode { node: NodeId(7) },
-                RejectReason::OverCommit { node: NodeId(0), dim: Dim::Cpu, need: 2000, free: 1000 },
+                RejectReason::OverCommit {
+                    node: NodeId(0),
+                    dim: Dim::Cpu,
+                    need: 2000,
+                    free: 1000
+                },
             ]
         );
     }

@@ -45,10 +45,18 @@ impl Bench {
         let thread = Some(std::thread::spawn(move || llmchain_daemon::run(c, s)));
         let t0 = Instant::now();
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "daemon did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "daemon did not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Bench { _dir: dir, socket, shutdown, thread }
+        Bench {
+            _dir: dir,
+            socket,
+            shutdown,
+            thread,
+        }
     }
 
     fn client(&self) -> Client {
@@ -92,7 +100,11 @@ fn throughput(durability: Durability, clients: usize, n: usize) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let durability = if args.iter().any(|a| a == "normal") { Durability::Normal } else { Durability::Full };
+    let durability = if args.iter().any(|a| a == "normal") {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
     let quick = args.iter().any(|a| a == "--quick");
     let n = if quick { 1000 } else { 4000 };
 
@@ -115,7 +127,9 @@ fn main() {
 
     // 500 × true through 2 slots (1000m each on 2000m).
     let t0 = Instant::now();
-    let ids: Vec<u64> = (0..500).map(|_| c.submit(task(&["true"], 1000)).unwrap()).collect();
+    let ids: Vec<u64> = (0..500)
+        .map(|_| c.submit(task(&["true"], 1000)).unwrap())
+        .collect();
     for id in &ids {
         c.wait(*id, None).unwrap();
     }
@@ -154,7 +168,14 @@ fn main() {
         submit.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let t = Instant::now();
-    let listed = c.list(ListRequest { all: false, limit: Some(1000), uid: None }).unwrap().len();
+    let listed = c
+        .list(ListRequest {
+            all: false,
+            limit: Some(1000),
+            uid: None,
+        })
+        .unwrap()
+        .len();
     let list_ms = t.elapsed().as_secs_f64() * 1000.0;
     let s = c.stats(false).unwrap();
 

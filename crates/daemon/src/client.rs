@@ -44,7 +44,10 @@ pub enum ClientError {
 }
 
 fn code_name(c: ErrorCode) -> String {
-    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{c:?}"))
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{c:?}"))
 }
 
 /// A connection to the daemon.
@@ -67,21 +70,34 @@ macro_rules! expect {
 impl Client {
     /// Connect to the socket at `path`.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream =
-            UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
-        Ok(Client { stream, path: path.to_path_buf() })
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Client {
+            stream,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Send one request without reading the answer.
     pub fn send(&mut self, req: Request) -> Result<(), ClientError> {
-        frame::write_frame(&mut self.stream, &RequestEnvelope::new(req))
-            .map_err(|e| ClientError::Frame { path: self.path.clone(), source: e.into() })
+        frame::write_frame(&mut self.stream, &RequestEnvelope::new(req)).map_err(|e| {
+            ClientError::Frame {
+                path: self.path.clone(),
+                source: e.into(),
+            }
+        })
     }
 
     /// Read one response.
     pub fn recv(&mut self) -> Result<Response, ClientError> {
-        let bytes = frame::read_frame(&mut self.stream, MAX_RESPONSE)
-            .map_err(|source| ClientError::Frame { path: self.path.clone(), source })?;
+        let bytes = frame::read_frame(&mut self.stream, MAX_RESPONSE).map_err(|source| {
+            ClientError::Frame {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
         let env: ResponseEnvelope =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))?;
         Ok(env.response)
@@ -110,7 +126,10 @@ impl Client {
 
     /// Wait for a task to finish.
     pub fn wait(&mut self, id: u64, timeout_ms: Option<u64>) -> Result<TaskInfo, ClientError> {
-        expect!(self.call(Request::Wait(WaitRequest { id, timeout_ms }))?, Task)
+        expect!(
+            self.call(Request::Wait(WaitRequest { id, timeout_ms }))?,
+            Task
+        )
     }
 
     /// Cancel a task.
@@ -119,7 +138,11 @@ impl Client {
     }
 
     /// Read logs; with `follow`, `on_chunk` is called for each chunk until the end.
-    pub fn logs(&mut self, r: LogsRequest, mut on_chunk: impl FnMut(&LogChunk)) -> Result<(), ClientError> {
+    pub fn logs(
+        &mut self,
+        r: LogsRequest,
+        mut on_chunk: impl FnMut(&LogChunk),
+    ) -> Result<(), ClientError> {
         let follow = r.follow;
         self.send(Request::Logs(r))?;
         loop {
@@ -143,7 +166,10 @@ impl Client {
 
     /// Switch policy.
     pub fn policy_set(&mut self, spec: &str) -> Result<PolicyResponse, ClientError> {
-        expect!(self.call(Request::PolicySet(PolicySetRequest { spec: spec.into() }))?, Policy)
+        expect!(
+            self.call(Request::PolicySet(PolicySetRequest { spec: spec.into() }))?,
+            Policy
+        )
     }
 
     /// Why a task is pending.
@@ -156,7 +182,13 @@ impl Client {
         let mut out: Vec<HistoryRecord> = Vec::new();
         loop {
             let after_id = out.last().map(|r| r.task.id);
-            let page = expect!(self.call(Request::History(HistoryRequest { after_id, limit: None }))?, History)?;
+            let page = expect!(
+                self.call(Request::History(HistoryRequest {
+                    after_id,
+                    limit: None
+                }))?,
+                History
+            )?;
             out.extend(page.records);
             if !page.more {
                 return Ok(out);

@@ -35,12 +35,14 @@ pub enum Durability {
 
 /// Builds a policy from a spec string (`fcfs`, `sjf+easy`, `kernel:...`).
 /// The default is [`default_policy_factory`]; the CLI routes `kernel:` specs elsewhere.
-pub type PolicyFactory = Arc<dyn Fn(&str) -> Result<Box<dyn Policy + Send>, String> + Send + Sync + 'static>;
+pub type PolicyFactory =
+    Arc<dyn Fn(&str) -> Result<Box<dyn Policy + Send>, String> + Send + Sync + 'static>;
 
 /// The default factory: `llmchain_policy::build` with seed 0.
 pub fn default_policy_factory() -> PolicyFactory {
     Arc::new(|spec: &str| {
-        llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed: 0 }).map_err(|e| e.to_string())
+        llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed: 0 })
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -90,7 +92,10 @@ impl std::fmt::Debug for Config {
             .field("socket_access", &self.socket_access)
             .field("state_dir", &self.state_dir)
             .field("http", &self.http)
-            .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "http_token",
+                &self.http_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("policy", &self.policy)
             .field("capacity", &self.capacity)
             .field("cgroup_parent", &self.cgroup_parent)
@@ -145,7 +150,10 @@ pub fn default_socket_path() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
         Some(d) => PathBuf::from(d).join("llmchain/llmchain.sock"),
-        None => PathBuf::from(format!("/tmp/llmchain-{}/llmchain.sock", crate::sys::euid())),
+        None => PathBuf::from(format!(
+            "/tmp/llmchain-{}/llmchain.sock",
+            crate::sys::euid()
+        )),
     }
 }
 
@@ -161,6 +169,8 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
         return PathBuf::from(d).join("llmchain");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/state/llmchain")
 }

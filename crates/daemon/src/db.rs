@@ -185,7 +185,8 @@ impl Writer {
     /// Block until everything queued so far is committed.
     pub fn flush_blocking(&self) -> Result<(), String> {
         let rx = self.send_acked(Op::Meta("last_flush".into(), "".into()));
-        rx.blocking_recv().map_err(|_| "state writer has stopped".to_string())?
+        rx.blocking_recv()
+            .map_err(|_| "state writer has stopped".to_string())?
     }
 }
 
@@ -204,24 +205,33 @@ pub fn db_path(state_dir: &Path) -> PathBuf {
 }
 
 fn sql_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(rusqlite::Error) -> DaemonError + 'a {
-    move |e| DaemonError::Db { path: path.to_path_buf(), what, detail: e.to_string() }
+    move |e| DaemonError::Db {
+        path: path.to_path_buf(),
+        what,
+        detail: e.to_string(),
+    }
 }
 
 /// Open (creating or migrating) the state database.
 pub fn open(path: &Path, durability: Durability) -> Result<Connection, DaemonError> {
     let e = sql_err(path, "open state database");
     let conn = Connection::open(path).map_err(&e)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(&e)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err(path, "enable WAL"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql_err(path, "enable WAL"))?;
     let sync = match durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
-    conn.pragma_update(None, "synchronous", sync).map_err(sql_err(path, "set synchronous"))?;
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(sql_err(path, "set synchronous"))?;
     let has_version: bool = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
         .map_err(sql_err(path, "read schema"))?
         > 0;
     if !has_version {
@@ -237,11 +247,19 @@ pub fn open(path: &Path, durability: Durability) -> Result<Connection, DaemonErr
     match version {
         SCHEMA_VERSION => {}
         v if v > SCHEMA_VERSION => {
-            return Err(DaemonError::SchemaTooNew { path: path.to_path_buf(), found: v, supported: SCHEMA_VERSION })
+            return Err(DaemonError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            })
         }
         v => {
             // Migrations from older versions go here, one step at a time.
-            return Err(DaemonError::SchemaTooNew { path: path.to_path_buf(), found: v, supported: SCHEMA_VERSION });
+            return Err(DaemonError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
     }
     Ok(conn)
@@ -271,8 +289,29 @@ pub fn load(conn: &Connection, path: &Path) -> Result<Loaded, DaemonError> {
         )
         .map_err(&e)?;
     type Raw = (
-        (i64, i64, Option<String>, Option<String>, String, String, String, i64, i64, Option<i64>),
-        (i64, String, String, Option<String>, Option<String>, i64, Option<i64>, Option<i64>, Option<i64>),
+        (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+        ),
+        (
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        ),
         (Option<i64>, Option<i64>),
     );
     let rows = stmt
@@ -355,7 +394,9 @@ pub fn load(conn: &Connection, path: &Path) -> Result<Loaded, DaemonError> {
         });
     }
     let mut meta = BTreeMap::new();
-    let mut stmt = conn.prepare("SELECT key, value FROM meta").map_err(sql_err(path, "read meta"))?;
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM meta")
+        .map_err(sql_err(path, "read meta"))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(sql_err(path, "read meta"))?;
@@ -411,7 +452,17 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
                 )?
                 .execute(params![t.id as i64, t.submit_us as i64, t.state.as_str(), t.reason])?;
             }
-            Op::Transition { id, at_us, from, to, reason, start_us, pid, exit, end_us } => {
+            Op::Transition {
+                id,
+                at_us,
+                from,
+                to,
+                reason,
+                start_us,
+                pid,
+                exit,
+                end_us,
+            } => {
                 tx.prepare_cached(
                     "UPDATE tasks SET state = ?2, reason = coalesce(?3, reason), start_us = coalesce(?4, start_us),
                                       pid = coalesce(?5, pid), exit = coalesce(?6, exit), end_us = coalesce(?7, end_us)
@@ -431,7 +482,14 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
                 )?
                 .execute(params![*id as i64, *at_us as i64, from.map(|s| s.as_str()), to.as_str(), reason])?;
             }
-            Op::Decision { at_us, policy, task, accepted, reason, latency_us } => {
+            Op::Decision {
+                at_us,
+                policy,
+                task,
+                accepted,
+                reason,
+                latency_us,
+            } => {
                 tx.prepare_cached(
                     "INSERT INTO decisions (at_us, policy, task_id, accepted, reason, latency_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
@@ -477,7 +535,10 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
 }
 
 /// Start the writer thread on an open connection.
-pub fn spawn_writer(mut conn: Connection, path: PathBuf) -> Result<(Writer, std::thread::JoinHandle<()>), DaemonError> {
+pub fn spawn_writer(
+    mut conn: Connection,
+    path: PathBuf,
+) -> Result<(Writer, std::thread::JoinHandle<()>), DaemonError> {
     let (tx, rx) = mpsc::channel::<(Op, Option<Ack>)>();
     let join = std::thread::Builder::new()
         .name("llmchain-db".into())
@@ -490,7 +551,8 @@ pub fn spawn_writer(mut conn: Connection, path: PathBuf) -> Result<(Writer, std:
                         Err(_) => break,
                     }
                 }
-                let res = apply(&mut conn, &batch).map_err(|e| format!("cannot commit to {}: {e}", path.display()));
+                let res = apply(&mut conn, &batch)
+                    .map_err(|e| format!("cannot commit to {}: {e}", path.display()));
                 if let Err(e) = &res {
                     tracing::error!("{e}");
                 }
@@ -501,14 +563,20 @@ pub fn spawn_writer(mut conn: Connection, path: PathBuf) -> Result<(Writer, std:
                 }
             }
         })
-        .map_err(|e| DaemonError::Io { what: "start the state writer thread", path: PathBuf::new(), source: e })?;
+        .map_err(|e| DaemonError::Io {
+            what: "start the state writer thread",
+            path: PathBuf::new(),
+            source: e,
+        })?;
     Ok((Writer { tx }, join))
 }
 
 /// Highest task id stored, if any (used with [`load`] at start).
 pub fn max_id(conn: &Connection, path: &Path) -> Result<Option<u64>, DaemonError> {
-    conn.query_row("SELECT max(id) FROM tasks", [], |r| r.get::<_, Option<i64>>(0))
-        .optional()
-        .map(|v| v.flatten().map(|v| v as u64))
-        .map_err(sql_err(path, "read max id"))
+    conn.query_row("SELECT max(id) FROM tasks", [], |r| {
+        r.get::<_, Option<i64>>(0)
+    })
+    .optional()
+    .map(|v| v.flatten().map(|v| v as u64))
+    .map_err(sql_err(path, "read max id"))
 }

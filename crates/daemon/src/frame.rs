@@ -51,7 +51,8 @@ pub fn check_len(len: u32, max: usize) -> Result<usize, FrameError> {
 /// Encode `value` as one frame (prefix + JSON).
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing our own protocol types cannot fail (no maps with non-string keys).
-    let json = serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"encode_error\":\"{e}\"}}").into_bytes());
+    let json = serde_json::to_vec(value)
+        .unwrap_or_else(|e| format!("{{\"encode_error\":\"{e}\"}}").into_bytes());
     let mut out = Vec::with_capacity(4 + json.len());
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
     out.extend_from_slice(&json);
@@ -127,14 +128,31 @@ mod tests {
 
     #[test]
     fn round_trip_and_limits() {
-        let f = encode(&RequestEnvelope::new(Request::Stats(StatsRequest::default())));
+        let f = encode(&RequestEnvelope::new(Request::Stats(
+            StatsRequest::default(),
+        )));
         let payload = read_frame(&mut &f[..], MAX_FRAME).unwrap();
         assert!(parse_request(&payload).is_ok());
-        assert!(matches!(read_frame(&mut &f[..f.len() - 1], MAX_FRAME), Err(FrameError::Truncated { .. })));
-        assert!(matches!(read_frame(&mut &f[..2], MAX_FRAME), Err(FrameError::Truncated { expected: 4, got: 2 })));
-        assert!(matches!(read_frame(&mut &[][..], MAX_FRAME), Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame(&mut &f[..f.len() - 1], MAX_FRAME),
+            Err(FrameError::Truncated { .. })
+        ));
+        assert!(matches!(
+            read_frame(&mut &f[..2], MAX_FRAME),
+            Err(FrameError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            read_frame(&mut &[][..], MAX_FRAME),
+            Err(FrameError::Closed)
+        ));
         let big = (MAX_FRAME as u32 + 1).to_be_bytes();
-        assert!(matches!(read_frame(&mut &big[..], MAX_FRAME), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            read_frame(&mut &big[..], MAX_FRAME),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     proptest! {

@@ -38,9 +38,10 @@ struct App {
 
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::BadFrame | ErrorCode::BadRequest | ErrorCode::Invalid | ErrorCode::VersionMismatch => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::BadFrame
+        | ErrorCode::BadRequest
+        | ErrorCode::Invalid
+        | ErrorCode::VersionMismatch => StatusCode::BAD_REQUEST,
         ErrorCode::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -59,7 +60,10 @@ fn reply(r: Response) -> HttpResponse {
 }
 
 async fn run(app: &App, req: Request) -> HttpResponse {
-    let caller = Caller { uid: app.shared.uid, http: true };
+    let caller = Caller {
+        uid: app.shared.uid,
+        http: true,
+    };
     match handlers::dispatch(&app.shared, caller, req).await {
         Reply::One(r) => reply(r),
         Reply::Stream(mut rx) => match rx.recv().await {
@@ -77,8 +81,14 @@ async fn auth(State(app): State<App>, req: HttpRequest, next: Next) -> HttpRespo
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if given.is_empty() || !constant_time_eq(given.as_bytes(), app.token.as_bytes()) {
-        let mut r = reply(Response::error(ErrorCode::Unauthorized, "missing or wrong bearer token"));
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        let mut r = reply(Response::error(
+            ErrorCode::Unauthorized,
+            "missing or wrong bearer token",
+        ));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
         return r;
     }
     next.run(req).await
@@ -87,12 +97,16 @@ async fn auth(State(app): State<App>, req: HttpRequest, next: Next) -> HttpRespo
 async fn generic(State(app): State<App>, body: axum::body::Bytes) -> HttpResponse {
     match parse_request(&body) {
         Ok(req) => {
-            let caller = Caller { uid: app.shared.uid, http: true };
+            let caller = Caller {
+                uid: app.shared.uid,
+                http: true,
+            };
             let r = match handlers::dispatch(&app.shared, caller, req).await {
                 Reply::One(r) => r,
-                Reply::Stream(mut rx) => {
-                    rx.recv().await.unwrap_or(Response::error(ErrorCode::Internal, "empty stream"))
-                }
+                Reply::Stream(mut rx) => rx
+                    .recv()
+                    .await
+                    .unwrap_or(Response::error(ErrorCode::Internal, "empty stream")),
             };
             let status = match &r {
                 Response::Error(e) => status_of(e.code),
@@ -100,12 +114,19 @@ async fn generic(State(app): State<App>, body: axum::body::Bytes) -> HttpRespons
             };
             (status, Json(ResponseEnvelope::new(r))).into_response()
         }
-        Err(e) => (status_of(e.code), Json(ResponseEnvelope::new(Response::Error(e)))).into_response(),
+        Err(e) => (
+            status_of(e.code),
+            Json(ResponseEnvelope::new(Response::Error(e))),
+        )
+            .into_response(),
     }
 }
 
 fn bad_body(e: impl std::fmt::Display) -> HttpResponse {
-    reply(Response::error(ErrorCode::BadRequest, format!("invalid body: {e}")))
+    reply(Response::error(
+        ErrorCode::BadRequest,
+        format!("invalid body: {e}"),
+    ))
 }
 
 async fn submit(State(app): State<App>, body: axum::body::Bytes) -> HttpResponse {
@@ -128,8 +149,19 @@ struct WaitQuery {
     timeout_ms: Option<u64>,
 }
 
-async fn wait(State(app): State<App>, Path(id): Path<u64>, Query(q): Query<WaitQuery>) -> HttpResponse {
-    run(&app, Request::Wait(WaitRequest { id, timeout_ms: q.timeout_ms })).await
+async fn wait(
+    State(app): State<App>,
+    Path(id): Path<u64>,
+    Query(q): Query<WaitQuery>,
+) -> HttpResponse {
+    run(
+        &app,
+        Request::Wait(WaitRequest {
+            id,
+            timeout_ms: q.timeout_ms,
+        }),
+    )
+    .await
 }
 
 async fn cancel(State(app): State<App>, Path(id): Path<u64>) -> HttpResponse {
@@ -144,10 +176,20 @@ struct LogsQuery {
     tail_lines: Option<u32>,
 }
 
-async fn logs(State(app): State<App>, Path(id): Path<u64>, Query(q): Query<LogsQuery>) -> HttpResponse {
+async fn logs(
+    State(app): State<App>,
+    Path(id): Path<u64>,
+    Query(q): Query<LogsQuery>,
+) -> HttpResponse {
     run(
         &app,
-        Request::Logs(LogsRequest { id, stream: q.stream, offset: q.offset, tail_lines: q.tail_lines, follow: false }),
+        Request::Logs(LogsRequest {
+            id,
+            stream: q.stream,
+            offset: q.offset,
+            tail_lines: q.tail_lines,
+            follow: false,
+        }),
     )
     .await
 }
@@ -210,17 +252,22 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, DaemonErr
             "HTTP address {addr} is not a loopback address; the HTTP API listens on loopback only"
         )));
     }
-    tokio::net::TcpListener::bind(addr).await.map_err(|source| DaemonError::Io {
-        what: "bind HTTP listener",
-        path: addr.to_string().into(),
-        source,
-    })
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Io {
+            what: "bind HTTP listener",
+            path: addr.to_string().into(),
+            source,
+        })
 }
 
 /// Serve HTTP until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, token: String) {
     let max = shared.config.max_frame;
-    let app = App { shared, token: Arc::new(token) };
+    let app = App {
+        shared,
+        token: Arc::new(token),
+    };
     if let Err(e) = axum::serve(listener, router(app, max)).await {
         tracing::error!("HTTP listener stopped: {e}");
     }

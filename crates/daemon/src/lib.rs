@@ -84,7 +84,9 @@ use llmchain_core::{ExitStatus, Resources};
 use llmchain_node::{Executor, ExecutorConfig};
 
 pub use client::{Client, ClientError};
-pub use config::{default_socket_path, default_state_dir, Config, Durability, PolicyFactory, SocketAccess};
+pub use config::{
+    default_socket_path, default_state_dir, Config, Durability, PolicyFactory, SocketAccess,
+};
 pub use error::DaemonError;
 
 use crate::db::Op;
@@ -106,7 +108,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A new, untriggered signal.
     pub fn new() -> Self {
-        Shutdown { tx: Arc::new(tokio::sync::watch::channel(false).0) }
+        Shutdown {
+            tx: Arc::new(tokio::sync::watch::channel(false).0),
+        }
     }
 
     /// Ask the daemon to stop (idempotent).
@@ -128,8 +132,15 @@ impl Shutdown {
 /// Result of the daemon library.
 pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
-fn io<'a>(what: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError + 'a {
-    move |source| DaemonError::Io { what, path: path.to_path_buf(), source }
+fn io<'a>(
+    what: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> DaemonError + 'a {
+    move |source| DaemonError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Run the daemon until `shutdown` is triggered (or SIGINT/SIGTERM with
@@ -147,7 +158,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> Result<()> {
 async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if config.http.is_some() && config.http_token.as_deref().map_or(true, str::is_empty) {
-        return Err(DaemonError::Config("an HTTP listener needs a bearer token (http_token / --token-file)".into()));
+        return Err(DaemonError::Config(
+            "an HTTP listener needs a bearer token (http_token / --token-file)".into(),
+        ));
     }
     let dir = config.state_dir.clone();
     std::fs::create_dir_all(&dir).map_err(io("create state directory", &dir))?;
@@ -183,7 +196,11 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     })?;
     tracing::info!(mode = executor.mode().name(), "executor ready");
     let stale = executor.cleanup_stale(true)?;
-    let survivors: BTreeSet<u64> = stale.survivors.iter().filter_map(|s| s.task.map(|t| t.0)).collect();
+    let survivors: BTreeSet<u64> = stale
+        .survivors
+        .iter()
+        .filter_map(|s| s.task.map(|t| t.0))
+        .collect();
 
     let info = llmchain_node::discover()?;
     let capacity = match config.capacity {
@@ -197,10 +214,16 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
         Some((Ok(p), s)) => (s.to_string(), p),
         other => {
             if let Some((Err(e), s)) = other {
-                tracing::warn!("stored policy {s:?} cannot be built ({e}); using {:?}", config.policy);
+                tracing::warn!(
+                    "stored policy {s:?} cannot be built ({e}); using {:?}",
+                    config.policy
+                );
             }
-            let p = (config.policy_factory)(&config.policy)
-                .map_err(|detail| DaemonError::Policy { spec: config.policy.clone(), detail })?;
+            let p =
+                (config.policy_factory)(&config.policy).map_err(|detail| DaemonError::Policy {
+                    spec: config.policy.clone(),
+                    detail,
+                })?;
             (config.policy.clone(), p)
         }
     };
@@ -210,7 +233,13 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     let mut lost = 0;
     for row in loaded.tasks {
         let id = row.info.id;
-        let mut task = Task { row, killer: None, probe: None, cancel_requested: false, last_rejection: None };
+        let mut task = Task {
+            row,
+            killer: None,
+            probe: None,
+            cancel_requested: false,
+            last_rejection: None,
+        };
         let was = task.row.info.state;
         let reason = match was {
             TaskState::Finished => None,
@@ -265,12 +294,24 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     }
     // Queue what was queued, ascending id (dependencies always have lower ids);
     // a task whose dependency ended badly (e.g. was just marked lost) is cancelled.
-    let queued: Vec<u64> =
-        state.tasks.values().filter(|t| t.row.info.state == TaskState::Queued).map(|t| t.id()).collect();
+    let queued: Vec<u64> = state
+        .tasks
+        .values()
+        .filter(|t| t.row.info.state == TaskState::Queued)
+        .map(|t| t.id())
+        .collect();
     for q in queued {
         if let Some((d, s)) = state.enqueue(q) {
             let reason = format!("dependency {d} ended {}", crate::state::status_name(&s));
-            state.finish(&writer, q, ExitStatus::Cancelled, Some(reason), None, None, false);
+            state.finish(
+                &writer,
+                q,
+                ExitStatus::Cancelled,
+                Some(reason),
+                None,
+                None,
+                false,
+            );
         }
     }
     tracing::info!(
@@ -346,7 +387,10 @@ async fn signal_wait(enabled: bool) {
         std::future::pending::<()>().await;
     }
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut i), Ok(mut t)) => {
             tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} }
         }

@@ -10,8 +10,10 @@ use crate::protocol::{Counters, LatencyStats};
 use crate::state::status_name;
 
 /// Upper bounds of the latency histogram buckets, seconds.
-const BUCKETS: [f64; 14] =
-    [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+const BUCKETS: [f64; 14] = [
+    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+    1.0,
+];
 
 /// Samples kept for percentiles.
 const RING: usize = 4096;
@@ -62,7 +64,11 @@ impl Metrics {
         Counters {
             submits: self.submits,
             starts: self.starts,
-            completions: self.completions.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
+            completions: self
+                .completions
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect(),
             decision_points: self.decision_points,
             rejected_proposals: self.rejected,
         }
@@ -75,7 +81,12 @@ impl Metrics {
             return LatencyStats::default();
         }
         let s = llmchain_core::metrics::Summary::of(&mut v);
-        LatencyStats { count: s.n as u64, p50_us: s.p50, p99_us: s.p99, max_us: s.max }
+        LatencyStats {
+            count: s.n as u64,
+            p50_us: s.p50,
+            p99_us: s.p99,
+            max_us: s.max,
+        }
     }
 
     /// Prometheus text exposition format.
@@ -84,20 +95,41 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge("llmchain_queue_length", "Queued tasks whose dependencies are met.", queued);
-        gauge("llmchain_held_tasks", "Queued tasks waiting for dependencies.", held);
+        gauge(
+            "llmchain_queue_length",
+            "Queued tasks whose dependencies are met.",
+            queued,
+        );
+        gauge(
+            "llmchain_held_tasks",
+            "Queued tasks waiting for dependencies.",
+            held,
+        );
         gauge("llmchain_running_tasks", "Running tasks.", running);
         let _ = writeln!(s, "# HELP llmchain_submits_total Accepted submits.\n# TYPE llmchain_submits_total counter");
         let _ = writeln!(s, "llmchain_submits_total {}", self.submits);
-        let _ = writeln!(s, "# HELP llmchain_starts_total Tasks started.\n# TYPE llmchain_starts_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP llmchain_starts_total Tasks started.\n# TYPE llmchain_starts_total counter"
+        );
         let _ = writeln!(s, "llmchain_starts_total {}", self.starts);
         let _ = writeln!(
             s,
             "# HELP llmchain_completions_total Finished tasks by exit status.\n# TYPE llmchain_completions_total counter"
         );
-        for st in ["completed", "failed", "signaled", "oom_killed", "cancelled", "lost"] {
-            let _ =
-                writeln!(s, "llmchain_completions_total{{status=\"{st}\"}} {}", self.completions.get(st).unwrap_or(&0));
+        for st in [
+            "completed",
+            "failed",
+            "signaled",
+            "oom_killed",
+            "cancelled",
+            "lost",
+        ] {
+            let _ = writeln!(
+                s,
+                "llmchain_completions_total{{status=\"{st}\"}} {}",
+                self.completions.get(st).unwrap_or(&0)
+            );
         }
         let _ = writeln!(
             s,
@@ -109,11 +141,22 @@ impl Metrics {
             "# HELP llmchain_decision_latency_seconds Time of one decision point (snapshot, decide, validate).\n# TYPE llmchain_decision_latency_seconds histogram"
         );
         for (b, c) in BUCKETS.iter().zip(self.buckets.iter()) {
-            let _ = writeln!(s, "llmchain_decision_latency_seconds_bucket{{le=\"{b}\"}} {c}");
+            let _ = writeln!(
+                s,
+                "llmchain_decision_latency_seconds_bucket{{le=\"{b}\"}} {c}"
+            );
         }
-        let _ = writeln!(s, "llmchain_decision_latency_seconds_bucket{{le=\"+Inf\"}} {}", self.decision_points);
+        let _ = writeln!(
+            s,
+            "llmchain_decision_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+            self.decision_points
+        );
         let _ = writeln!(s, "llmchain_decision_latency_seconds_sum {}", self.sum_s);
-        let _ = writeln!(s, "llmchain_decision_latency_seconds_count {}", self.decision_points);
+        let _ = writeln!(
+            s,
+            "llmchain_decision_latency_seconds_count {}",
+            self.decision_points
+        );
         s
     }
 }
@@ -130,10 +173,22 @@ mod tests {
         m.completed(&ExitStatus::OomKilled);
         let t = m.render(3, 1, 2);
         assert!(t.contains("llmchain_queue_length 3"), "{t}");
-        assert!(t.contains("llmchain_completions_total{status=\"oom_killed\"} 1"), "{t}");
-        assert!(t.contains("llmchain_decision_latency_seconds_bucket{le=\"0.00005\"} 1"), "{t}");
-        assert!(t.contains("llmchain_decision_latency_seconds_bucket{le=\"0.0025\"} 2"), "{t}");
-        assert!(t.contains("llmchain_decision_latency_seconds_count 2"), "{t}");
+        assert!(
+            t.contains("llmchain_completions_total{status=\"oom_killed\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("llmchain_decision_latency_seconds_bucket{le=\"0.00005\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("llmchain_decision_latency_seconds_bucket{le=\"0.0025\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("llmchain_decision_latency_seconds_count 2"),
+            "{t}"
+        );
         assert_eq!(m.latency().count, 2);
         assert_eq!(m.rejected, 1);
     }

@@ -590,29 +590,40 @@ pub struct ErrorResponse {
 impl Response {
     /// An error response.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Response::Error(ErrorResponse { code, message: message.into() })
+        Response::Error(ErrorResponse {
+            code,
+            message: message.into(),
+        })
     }
 }
 
 impl RequestEnvelope {
     /// Wrap a request with the current version.
     pub fn new(request: Request) -> Self {
-        RequestEnvelope { version: PROTOCOL_VERSION, request }
+        RequestEnvelope {
+            version: PROTOCOL_VERSION,
+            request,
+        }
     }
 }
 
 impl ResponseEnvelope {
     /// Wrap a response with the current version.
     pub fn new(response: Response) -> Self {
-        ResponseEnvelope { version: PROTOCOL_VERSION, response }
+        ResponseEnvelope {
+            version: PROTOCOL_VERSION,
+            response,
+        }
     }
 }
 
 /// Parse one request envelope from JSON bytes: checks the version first so
 /// an old or new client gets [`ErrorCode::VersionMismatch`], not a parse error.
 pub fn parse_request(bytes: &[u8]) -> Result<Request, ErrorResponse> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ErrorResponse { code: ErrorCode::BadFrame, message: format!("request is not JSON: {e}") })?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ErrorResponse {
+        code: ErrorCode::BadFrame,
+        message: format!("request is not JSON: {e}"),
+    })?;
     let version = value.get("version").ok_or_else(|| ErrorResponse {
         code: ErrorCode::BadRequest,
         message: "request envelope has no \"version\" field".into(),
@@ -625,8 +636,10 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, ErrorResponse> {
             ),
         });
     }
-    let env: RequestEnvelope = serde_json::from_value(value)
-        .map_err(|e| ErrorResponse { code: ErrorCode::BadRequest, message: format!("invalid request: {e}") })?;
+    let env: RequestEnvelope = serde_json::from_value(value).map_err(|e| ErrorResponse {
+        code: ErrorCode::BadRequest,
+        message: format!("invalid request: {e}"),
+    })?;
     Ok(env.request)
 }
 
@@ -654,7 +667,8 @@ mod tests {
         assert_eq!(e.code, ErrorCode::VersionMismatch);
         let e = parse_request(br#"{"version":1,"request":{"type":"nope"}}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
-        let e = parse_request(br#"{"version":1,"request":{"type":"status","id":1,"extra":2}}"#).unwrap_err();
+        let e = parse_request(br#"{"version":1,"request":{"type":"status","id":1,"extra":2}}"#)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
         let e = parse_request(b"{nope").unwrap_err();
         assert_eq!(e.code, ErrorCode::BadFrame);

@@ -12,8 +12,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use llmchain_core::{
-    Decision, ExitStatus, NodeId, NodeState, Outcome, Policy, Resources, RunningTask, TaskId, Validator, Verdict,
-    WaitingTask,
+    Decision, ExitStatus, NodeId, NodeState, Outcome, Policy, Resources, RunningTask, TaskId,
+    Validator, Verdict, WaitingTask,
 };
 use llmchain_node::LaunchSpec;
 
@@ -34,7 +34,12 @@ struct Sched {
 }
 
 /// Run the scheduler loop until [`Event::Shutdown`] (or every sender is gone).
-pub fn run(shared: Arc<Shared>, rx: mpsc::Receiver<Event>, tx: mpsc::Sender<Event>, policy: Box<dyn Policy + Send>) {
+pub fn run(
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Event>,
+    tx: mpsc::Sender<Event>,
+    policy: Box<dyn Policy + Send>,
+) {
     let mut s = Sched {
         shared,
         policy,
@@ -77,9 +82,14 @@ impl Sched {
                     let mut st = self.shared.lock();
                     st.policy_spec = spec.clone();
                     st.policy_name = name.clone();
-                    self.shared.writer.send(Op::Meta("policy".into(), spec.clone()));
+                    self.shared
+                        .writer
+                        .send(Op::Meta("policy".into(), spec.clone()));
                     tracing::info!(spec = %spec, "policy switched");
-                    PolicyResponse { spec: spec.clone(), name }
+                    PolicyResponse {
+                        spec: spec.clone(),
+                        name,
+                    }
                 });
                 let _ = reply.send(res);
                 false
@@ -110,12 +120,20 @@ impl Sched {
                     r.peak_mem_mib,
                     r.oom_kills > 0 || r.status == ExitStatus::OomKilled,
                 ),
-                Err(e) => (ExitStatus::Lost, Some(format!("waiting for the process failed: {e}")), None, None, false),
+                Err(e) => (
+                    ExitStatus::Lost,
+                    Some(format!("waiting for the process failed: {e}")),
+                    None,
+                    None,
+                    false,
+                ),
             };
             let mut reason = reason;
             if shutting_down && status != ExitStatus::Completed && !cancel {
                 status = ExitStatus::Lost;
-                reason = Some("the daemon shut down while the task ran; its processes were killed".into());
+                reason = Some(
+                    "the daemon shut down while the task ran; its processes were killed".into(),
+                );
             } else if cancel && status == ExitStatus::Cancelled {
                 reason = Some("cancelled while running".into());
             }
@@ -155,7 +173,8 @@ impl Sched {
         let snap = llmchain_core::Snapshot::new(now, &self.nodes, &self.waiting, &self.running);
         self.out.clear();
         self.policy.decide(&snap, &mut self.out);
-        self.validator.check_into(&snap, &self.out, &mut self.verdict);
+        self.validator
+            .check_into(&snap, &self.out, &mut self.verdict);
         if !self.verdict.rejected.is_empty() {
             self.policy.rejected(&self.verdict.rejected);
         }
@@ -217,7 +236,12 @@ impl Sched {
         let (out, err) = self.shared.log_paths(i.id);
         let mut spec = LaunchSpec::new(TaskId(i.id), i.argv.clone());
         spec.cwd = i.cwd.clone().into();
-        spec.env = t.row.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        spec.env = t
+            .row
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         spec.limits = Resources::new(i.cpu_millis, i.mem_mib);
         spec.stdout = Some(out);
         spec.stderr = Some(err);
@@ -234,53 +258,61 @@ impl Sched {
         let id = spec.task.0;
         let shared = Arc::clone(&self.shared);
         let tx = self.tx.clone();
-        let res = std::thread::Builder::new().name(format!("llmchain-task-{id}")).spawn(move || {
-            let handle = match shared.executor.spawn(&spec) {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = tx.send(Event::StartFailed { id, error: e.to_string() });
-                    return;
-                }
-            };
-            let start = now_us();
-            let pid = handle.pid();
-            let killer = handle.killer();
-            let kill_now;
-            {
-                let mut st = shared.lock();
-                st.metrics.starts += 1;
-                kill_now = st.shutting_down;
-                if let Some(t) = st.tasks.get_mut(&id) {
-                    t.row.info.start_us = Some(start);
-                    t.row.info.pid = Some(pid);
-                    t.killer = Some(killer.clone());
-                    t.probe = Some(handle.probe());
-                    let cancel = t.cancel_requested;
-                    shared.writer.send(Op::Transition {
-                        id,
-                        at_us: start,
-                        from: Some(TaskState::Queued),
-                        to: TaskState::Running,
-                        reason: None,
-                        start_us: Some(start),
-                        pid: Some(pid),
-                        exit: None,
-                        end_us: None,
-                    });
-                    if cancel {
-                        killer.kill();
+        let res = std::thread::Builder::new()
+            .name(format!("llmchain-task-{id}"))
+            .spawn(move || {
+                let handle = match shared.executor.spawn(&spec) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = tx.send(Event::StartFailed {
+                            id,
+                            error: e.to_string(),
+                        });
+                        return;
+                    }
+                };
+                let start = now_us();
+                let pid = handle.pid();
+                let killer = handle.killer();
+                let kill_now;
+                {
+                    let mut st = shared.lock();
+                    st.metrics.starts += 1;
+                    kill_now = st.shutting_down;
+                    if let Some(t) = st.tasks.get_mut(&id) {
+                        t.row.info.start_us = Some(start);
+                        t.row.info.pid = Some(pid);
+                        t.killer = Some(killer.clone());
+                        t.probe = Some(handle.probe());
+                        let cancel = t.cancel_requested;
+                        shared.writer.send(Op::Transition {
+                            id,
+                            at_us: start,
+                            from: Some(TaskState::Queued),
+                            to: TaskState::Running,
+                            reason: None,
+                            start_us: Some(start),
+                            pid: Some(pid),
+                            exit: None,
+                            end_us: None,
+                        });
+                        if cancel {
+                            killer.kill();
+                        }
                     }
                 }
-            }
-            if kill_now {
-                killer.kill();
-            }
-            let report = handle.wait().map_err(|e| e.to_string());
-            let _ = tx.send(Event::Exited { id, report });
-        });
+                if kill_now {
+                    killer.kill();
+                }
+                let report = handle.wait().map_err(|e| e.to_string());
+                let _ = tx.send(Event::Exited { id, report });
+            });
         if let Err(e) = res {
             tracing::error!(task = id, "cannot start a task thread: {e}");
-            let _ = self.tx.send(Event::StartFailed { id, error: format!("no thread: {e}") });
+            let _ = self.tx.send(Event::StartFailed {
+                id,
+                error: format!("no thread: {e}"),
+            });
         }
     }
 
@@ -307,7 +339,10 @@ impl Sched {
         let killers: Vec<_> = {
             let mut st = self.shared.lock();
             st.shutting_down = true;
-            st.running.iter().filter_map(|id| st.tasks[id].killer.clone()).collect()
+            st.running
+                .iter()
+                .filter_map(|id| st.tasks[id].killer.clone())
+                .collect()
         };
         for k in &killers {
             k.kill();

@@ -24,7 +24,11 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DaemonError + 'a {
-    move |source| DaemonError::Io { what, path: path.to_path_buf(), source }
+    move |source| DaemonError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Create the socket's directory and bind the socket with the access mode's permissions.
@@ -34,7 +38,10 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 /// binding, so nobody else can reach the socket between `bind` and `chmod`.
 /// A stale socket file (no daemon answering) is removed; a live one is an error.
 pub fn bind(path: &Path, access: SocketAccess) -> Result<UnixListener, DaemonError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create socket directory", dir))?;
     let meta = std::fs::metadata(dir).map_err(io("inspect socket directory", dir))?;
     use std::os::unix::fs::MetadataExt;
@@ -51,7 +58,9 @@ pub fn bind(path: &Path, access: SocketAccess) -> Result<UnixListener, DaemonErr
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::AlreadyRunning { path: path.to_path_buf() });
+            return Err(DaemonError::AlreadyRunning {
+                path: path.to_path_buf(),
+            });
         }
         std::fs::remove_file(path).map_err(io("remove stale socket", path))?;
     }
@@ -60,7 +69,8 @@ pub fn bind(path: &Path, access: SocketAccess) -> Result<UnixListener, DaemonErr
         SocketAccess::Owner => 0o600,
         SocketAccess::AllUsers => 0o666,
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod socket", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io("chmod socket", path))?;
     Ok(listener)
 }
 
@@ -96,11 +106,18 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn send(stream: &mut UnixStream, resp: Response) -> bool {
-    stream.write_all(&frame::encode(&ResponseEnvelope::new(resp))).await.is_ok()
+    stream
+        .write_all(&frame::encode(&ResponseEnvelope::new(resp)))
+        .await
+        .is_ok()
 }
 
 /// Read one frame: `Ok(None)` on a clean close between frames.
-async fn read_frame(stream: &mut UnixStream, max: usize, buf: &mut Vec<u8>) -> Result<Option<()>, FrameError> {
+async fn read_frame(
+    stream: &mut UnixStream,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> Result<Option<()>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -113,7 +130,11 @@ async fn read_frame(stream: &mut UnixStream, max: usize, buf: &mut Vec<u8>) -> R
             }
         };
         if n == 0 {
-            return if got == 0 { Ok(None) } else { Err(FrameError::Truncated { expected: 4, got }) };
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated { expected: 4, got })
+            };
         }
         got += n;
     }
@@ -139,7 +160,11 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>) {
         Ok(c) => c.uid(),
         Err(e) => {
             tracing::warn!("cannot read peer credentials: {e}; closing");
-            let _ = send(&mut stream, Response::error(ErrorCode::Forbidden, "peer credentials unavailable")).await;
+            let _ = send(
+                &mut stream,
+                Response::error(ErrorCode::Forbidden, "peer credentials unavailable"),
+            )
+            .await;
             return;
         }
     };

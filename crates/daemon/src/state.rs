@@ -8,7 +8,8 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llmchain_core::{
-    Dur, ExitStatus, NodeId, NodeState, PolicyStats, Resources, RunningTask, TaskId, Time, WaitingTask,
+    Dur, ExitStatus, NodeId, NodeState, PolicyStats, Resources, RunningTask, TaskId, Time,
+    WaitingTask,
 };
 use llmchain_node::{Executor, Killer, Probe};
 use tokio::sync::{oneshot, watch};
@@ -20,7 +21,10 @@ use crate::protocol::{PolicyResponse, TaskInfo, TaskState};
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Core time (ms since the Unix epoch) of a µs timestamp.
@@ -161,7 +165,10 @@ impl Shared {
 
     /// Log paths of a task.
     pub fn log_paths(&self, id: u64) -> (PathBuf, PathBuf) {
-        (self.log_dir.join(format!("task-{id}.out")), self.log_dir.join(format!("task-{id}.err")))
+        (
+            self.log_dir.join(format!("task-{id}.out")),
+            self.log_dir.join(format!("task-{id}.err")),
+        )
     }
 }
 
@@ -192,17 +199,23 @@ impl State {
             .after
             .iter()
             .copied()
-            .filter(|d| !matches!(self.tasks.get(d).and_then(|d| d.row.info.exit), Some(ExitStatus::Completed)))
+            .filter(|d| {
+                !matches!(
+                    self.tasks.get(d).and_then(|d| d.row.info.exit),
+                    Some(ExitStatus::Completed)
+                )
+            })
             .collect()
     }
 
     /// Whether a queued task may be offered to the policy.
     pub fn deps_met(&self, t: &Task) -> bool {
-        t.row
-            .info
-            .after
-            .iter()
-            .all(|d| matches!(self.tasks.get(d).and_then(|d| d.row.info.exit), Some(ExitStatus::Completed)))
+        t.row.info.after.iter().all(|d| {
+            matches!(
+                self.tasks.get(d).and_then(|d| d.row.info.exit),
+                Some(ExitStatus::Completed)
+            )
+        })
     }
 
     /// Queue a task already in `tasks`: register it with its dependencies and make it
@@ -250,7 +263,11 @@ impl State {
         nodes.clear();
         waiting.clear();
         running.clear();
-        nodes.push(NodeState { id: NodeId(0), capacity: self.capacity, free: self.free() });
+        nodes.push(NodeState {
+            id: NodeId(0),
+            capacity: self.capacity,
+            free: self.free(),
+        });
         waiting.extend(self.eligible.values().cloned());
         for id in &self.running {
             let t = &self.tasks[id];
@@ -283,7 +300,9 @@ impl State {
         let mut done = Vec::new();
         let mut stack = vec![(id, status, reason, cpu_time_ms, peak_mem_mib, oom)];
         while let Some((id, status, reason, cpu_t, peak, oom)) = stack.pop() {
-            let Some(t) = self.tasks.get_mut(&id) else { continue };
+            let Some(t) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             let from = t.row.info.state;
             if from == TaskState::Finished {
                 continue;
@@ -291,7 +310,9 @@ impl State {
             let end = now_us();
             if from == TaskState::Running {
                 self.running.remove(&id);
-                self.used = self.used.saturating_sub(&Resources::new(t.row.info.cpu_millis, t.row.info.mem_mib));
+                self.used = self
+                    .used
+                    .saturating_sub(&Resources::new(t.row.info.cpu_millis, t.row.info.mem_mib));
             } else {
                 self.queued.remove(&id);
                 self.eligible.remove(&id);

@@ -26,23 +26,40 @@ pub fn write(records: &[HistoryRecord], max_procs: u64, host: &str) -> String {
     let mut s = String::with_capacity(256 + records.len() * 80);
     let first = records.iter().map(|r| r.task.submit_us).min().unwrap_or(0);
     let _ = writeln!(s, "; Version: 2.2");
-    let _ = writeln!(s, "; Computer: llmchain node {}", host.replace(char::is_whitespace, "_"));
+    let _ = writeln!(
+        s,
+        "; Computer: llmchain node {}",
+        host.replace(char::is_whitespace, "_")
+    );
     let _ = writeln!(s, "; Installation: llmchain daemon history export");
     let _ = writeln!(s, "; UnixStartTime: {}", first / 1_000_000);
     let _ = writeln!(s, "; MaxJobs: {}", records.len());
     let _ = writeln!(s, "; MaxRecords: {}", records.len());
     let _ = writeln!(s, "; MaxNodes: 1");
     let _ = writeln!(s, "; MaxProcs: {max_procs}");
-    let _ = writeln!(s, "; Note: one processor = 1000 millicores; run times rounded up to whole seconds");
+    let _ = writeln!(
+        s,
+        "; Note: one processor = 1000 millicores; run times rounded up to whole seconds"
+    );
     for r in records {
         let t = &r.task;
         let p = procs(t.cpu_millis);
         let submit = (t.submit_us.saturating_sub(first)) / 1_000_000;
         let started = t.start_us.is_some();
-        let wait = t.start_us.map(|st| (st.saturating_sub(t.submit_us) as f64 / 1e6).round() as i64).unwrap_or(-1);
-        let run = if started { r.runtime_ms.div_ceil(1000).max(1) as i64 } else { -1 };
+        let wait = t
+            .start_us
+            .map(|st| (st.saturating_sub(t.submit_us) as f64 / 1e6).round() as i64)
+            .unwrap_or(-1);
+        let run = if started {
+            r.runtime_ms.div_ceil(1000).max(1) as i64
+        } else {
+            -1
+        };
         let alloc = if started { p as i64 } else { -1 };
-        let cpu = t.cpu_time_ms.map(|c| (c as f64 / 1000.0 / p as f64).round() as i64).unwrap_or(-1);
+        let cpu = t
+            .cpu_time_ms
+            .map(|c| (c as f64 / 1000.0 / p as f64).round() as i64)
+            .unwrap_or(-1);
         let used_mem = t.peak_mem_mib.map(|m| (m * 1024 / p) as i64).unwrap_or(-1);
         let req_time = t.estimate_ms.map(|e| e.div_ceil(1000) as i64).unwrap_or(-1);
         let req_mem = (t.mem_mib * 1024 / p) as i64;

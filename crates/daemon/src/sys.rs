@@ -9,7 +9,9 @@ pub fn euid() -> u32 {
 
 /// Whether a process with this pid exists (signal 0 probe).
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     if pid <= 0 {
         return false;
     }

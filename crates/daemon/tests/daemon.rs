@@ -16,7 +16,11 @@ mod helper {
 
     /// A cgroup parent name no other test (or test run) uses.
     pub fn unique_cgroup() -> String {
-        format!("llmchain-test-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+        format!(
+            "llmchain-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        )
     }
 
     /// A daemon running on a thread of this test process.
@@ -45,7 +49,12 @@ mod helper {
             let s = shutdown.clone();
             let thread = std::thread::spawn(move || llmchain_daemon::run(c, s));
             wait_for_socket(&socket, Duration::from_secs(20));
-            Daemon { dir, socket, shutdown, thread: Some(thread) }
+            Daemon {
+                dir,
+                socket,
+                shutdown,
+                thread: Some(thread),
+            }
         }
 
         pub fn client(&self) -> Client {
@@ -55,7 +64,11 @@ mod helper {
         /// Stop and return the daemon's result.
         pub fn stop(mut self) -> llmchain_daemon::Result<()> {
             self.shutdown.trigger();
-            self.thread.take().expect("running").join().expect("daemon thread panicked")
+            self.thread
+                .take()
+                .expect("running")
+                .join()
+                .expect("daemon thread panicked")
         }
     }
 
@@ -72,7 +85,11 @@ mod helper {
     pub fn wait_for_socket(path: &Path, timeout: Duration) {
         let t0 = Instant::now();
         while std::os::unix::net::UnixStream::connect(path).is_err() {
-            assert!(t0.elapsed() < timeout, "daemon socket {} not ready after {timeout:?}", path.display());
+            assert!(
+                t0.elapsed() < timeout,
+                "daemon socket {} not ready after {timeout:?}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -85,19 +102,30 @@ mod helper {
             mem_mib,
             ..Default::default()
         };
-        r.env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+        r.env.insert(
+            "PATH".into(),
+            "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into(),
+        );
         r
     }
 
     /// Poll `status` until `pred` holds.
-    pub fn wait_until(c: &mut Client, id: u64, timeout: Duration, pred: impl Fn(&TaskInfo) -> bool) -> TaskInfo {
+    pub fn wait_until(
+        c: &mut Client,
+        id: u64,
+        timeout: Duration,
+        pred: impl Fn(&TaskInfo) -> bool,
+    ) -> TaskInfo {
         let t0 = Instant::now();
         loop {
             let t = c.status(id).expect("status");
             if pred(&t) {
                 return t;
             }
-            assert!(t0.elapsed() < timeout, "task {id} did not reach the expected state in {timeout:?}: {t:?}");
+            assert!(
+                t0.elapsed() < timeout,
+                "task {id} did not reach the expected state in {timeout:?}: {t:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -124,7 +152,9 @@ mod helper {
     /// Whether a process exists.
     pub fn alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
     }
 
     /// Ensure a second local user exists (create it with `useradd` if absent); returns (uid, gid).
@@ -144,7 +174,10 @@ mod helper {
             .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME])
             .status()
             .expect("this test creates a second user with `useradd` (Debian package `passwd`); run it as root");
-        assert!(st.success() || lookup().is_some(), "useradd {NAME} failed: {st}");
+        assert!(
+            st.success() || lookup().is_some(),
+            "useradd {NAME} failed: {st}"
+        );
         lookup().expect("second user exists after useradd")
     }
 }
@@ -167,21 +200,39 @@ fn submit_wait_logs_cancel_end_to_end() {
     let mut c = d.client();
 
     // Output to both streams, exit 0.
-    let id = c.submit(task(&["sh", "-c", "echo hello; echo oops >&2"], 500, 64)).unwrap();
+    let id = c
+        .submit(task(&["sh", "-c", "echo hello; echo oops >&2"], 500, 64))
+        .unwrap();
     let t = c.wait(id, None).unwrap();
     assert_eq!(t.exit, Some(ExitStatus::Completed), "{t:?}");
     assert!(t.start_us.unwrap() >= t.submit_us && t.end_us.unwrap() >= t.start_us.unwrap());
     let mut out = String::new();
-    c.logs(LogsRequest { id, stream: LogStream::Stdout, offset: None, tail_lines: None, follow: false }, |ch| {
-        out.push_str(&ch.data);
-        assert!(ch.eof);
-    })
+    c.logs(
+        LogsRequest {
+            id,
+            stream: LogStream::Stdout,
+            offset: None,
+            tail_lines: None,
+            follow: false,
+        },
+        |ch| {
+            out.push_str(&ch.data);
+            assert!(ch.eof);
+        },
+    )
     .unwrap();
     assert_eq!(out, "hello\n");
     let mut err = String::new();
-    c.logs(LogsRequest { id, stream: LogStream::Stderr, offset: None, tail_lines: None, follow: false }, |ch| {
-        err.push_str(&ch.data)
-    })
+    c.logs(
+        LogsRequest {
+            id,
+            stream: LogStream::Stderr,
+            offset: None,
+            tail_lines: None,
+            follow: false,
+        },
+        |ch| err.push_str(&ch.data),
+    )
     .unwrap();
     assert_eq!(err, "oops\n");
 
@@ -189,11 +240,20 @@ fn submit_wait_logs_cancel_end_to_end() {
     let bad = c.submit(task(&["/nonexistent/program"], 500, 64)).unwrap();
     let t = c.wait(bad, None).unwrap();
     assert_eq!(t.exit, Some(ExitStatus::Failed { code: 127 }), "{t:?}");
-    assert!(t.reason.as_deref().unwrap_or("").contains("could not start"), "{t:?}");
+    assert!(
+        t.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not start"),
+        "{t:?}"
+    );
 
     // Non-zero exit.
     let f = c.submit(task(&["sh", "-c", "exit 3"], 500, 64)).unwrap();
-    assert_eq!(c.wait(f, None).unwrap().exit, Some(ExitStatus::Failed { code: 3 }));
+    assert_eq!(
+        c.wait(f, None).unwrap().exit,
+        Some(ExitStatus::Failed { code: 3 })
+    );
 
     // A dependent of a failed task is cancelled with a reason; a dependent of a completed one runs.
     let dep_ok = c
@@ -203,7 +263,10 @@ fn submit_wait_logs_cancel_end_to_end() {
             r
         })
         .unwrap();
-    assert_eq!(c.wait(dep_ok, None).unwrap().exit, Some(ExitStatus::Completed));
+    assert_eq!(
+        c.wait(dep_ok, None).unwrap().exit,
+        Some(ExitStatus::Completed)
+    );
     let e = c
         .submit({
             let mut r = task(&["true"], 500, 64);
@@ -214,17 +277,28 @@ fn submit_wait_logs_cancel_end_to_end() {
     assert!(e.to_string().contains("dependency"), "{e}");
 
     // Follow: output written over time arrives in order and the stream ends.
-    let fol = c.submit(task(&["sh", "-c", "echo a; sleep 0.3; echo b"], 500, 64)).unwrap();
+    let fol = c
+        .submit(task(&["sh", "-c", "echo a; sleep 0.3; echo b"], 500, 64))
+        .unwrap();
     let mut followed = String::new();
     let mut c2 = d.client();
-    c2.logs(LogsRequest { id: fol, stream: LogStream::Stdout, offset: None, tail_lines: None, follow: true }, |ch| {
-        followed.push_str(&ch.data)
-    })
+    c2.logs(
+        LogsRequest {
+            id: fol,
+            stream: LogStream::Stdout,
+            offset: None,
+            tail_lines: None,
+            follow: true,
+        },
+        |ch| followed.push_str(&ch.data),
+    )
     .unwrap();
     assert_eq!(followed, "a\nb\n");
 
     // Cancel a running task: the whole tree dies, status cancelled.
-    let run = c.submit(task(&["sh", "-c", "sleep 300 & sleep 300; wait"], 2000, 64)).unwrap();
+    let run = c
+        .submit(task(&["sh", "-c", "sleep 300 & sleep 300; wait"], 2000, 64))
+        .unwrap();
     let t = wait_until(&mut c, run, LONG, |t| t.pid.is_some());
     let pid = t.pid.unwrap();
     // While it holds all CPUs, the next task waits; explain names the CPU shortfall.
@@ -232,7 +306,14 @@ fn submit_wait_logs_cancel_end_to_end() {
     let ex = c.explain(q).unwrap();
     assert_eq!(ex.state, TaskState::Queued);
     assert_eq!(ex.blocked_by.len(), 1, "{ex:?}");
-    assert_eq!((ex.blocked_by[0].dim.as_str(), ex.blocked_by[0].need, ex.blocked_by[0].free), ("cpu", 1000, 0));
+    assert_eq!(
+        (
+            ex.blocked_by[0].dim.as_str(),
+            ex.blocked_by[0].need,
+            ex.blocked_by[0].free
+        ),
+        ("cpu", 1000, 0)
+    );
     assert!(ex.summary.contains("cpu"), "{}", ex.summary);
     // Cancel the queued one: it never runs.
     let ct = c.cancel(q).unwrap();
@@ -252,15 +333,29 @@ fn submit_wait_logs_cancel_end_to_end() {
     // Unknown task.
     assert!(matches!(
         c.status(9999),
-        Err(llmchain_daemon::ClientError::Daemon(ErrorResponse { code: ErrorCode::NotFound, .. }))
+        Err(llmchain_daemon::ClientError::Daemon(ErrorResponse {
+            code: ErrorCode::NotFound,
+            ..
+        }))
     ));
 
     // ps and stats see everything.
-    let all = c.list(ListRequest { all: true, limit: None, uid: None }).unwrap();
+    let all = c
+        .list(ListRequest {
+            all: true,
+            limit: None,
+            uid: None,
+        })
+        .unwrap();
     assert!(all.len() >= 6);
     let s = c.stats(true).unwrap();
     assert_eq!(s.node.capacity.cpu_millis, 2000);
-    assert_eq!((s.counters.submits, s.counters.starts), (7, 5), "{:?}", s.counters);
+    assert_eq!(
+        (s.counters.submits, s.counters.starts),
+        (7, 5),
+        "{:?}",
+        s.counters
+    );
     assert!(s.decision_latency.count > 0);
     // Policy get/set.
     assert_eq!(c.policy_get().unwrap().spec, "fcfs");
@@ -273,13 +368,29 @@ fn submit_wait_logs_cancel_end_to_end() {
 fn oom_task_is_reported_as_oom_while_others_keep_running() {
     let d = Daemon::start();
     let mut c = d.client();
-    let steady = c.submit(task(&["sh", "-c", "sleep 4; echo done"], 500, 64)).unwrap();
+    let steady = c
+        .submit(task(&["sh", "-c", "sleep 4; echo done"], 500, 64))
+        .unwrap();
     // 200 MiB written into a 32 MiB limit.
-    let hog = c.submit(task(&["python3", "-c", "x = b'a' * (200 << 20); print(len(x))"], 500, 32)).unwrap();
+    let hog = c
+        .submit(task(
+            &["python3", "-c", "x = b'a' * (200 << 20); print(len(x))"],
+            500,
+            32,
+        ))
+        .unwrap();
     let h = c.wait(hog, None).unwrap();
-    assert_eq!(h.exit, Some(ExitStatus::OomKilled), "memory hog: {h:?} (python3 must be installed)");
+    assert_eq!(
+        h.exit,
+        Some(ExitStatus::OomKilled),
+        "memory hog: {h:?} (python3 must be installed)"
+    );
     let s = c.status(steady).unwrap();
-    assert_eq!(s.state, TaskState::Running, "the other task must still run when the hog dies: {s:?}");
+    assert_eq!(
+        s.state,
+        TaskState::Running,
+        "the other task must still run when the hog dies: {s:?}"
+    );
     let s = c.wait(steady, None).unwrap();
     assert_eq!(s.exit, Some(ExitStatus::Completed));
     let hist = c.history_all().unwrap();
@@ -293,7 +404,9 @@ fn malformed_oversized_and_truncated_frames_get_error_responses() {
     let d = Daemon::start();
     let read_resp = |s: &mut UnixStream| -> Response {
         let bytes = frame::read_frame(s, 1 << 24).expect("a response frame");
-        serde_json::from_slice::<ResponseEnvelope>(&bytes).expect("response envelope").response
+        serde_json::from_slice::<ResponseEnvelope>(&bytes)
+            .expect("response envelope")
+            .response
     };
     let code = |r: &Response| match r {
         Response::Error(e) => e.code,
@@ -315,7 +428,10 @@ fn malformed_oversized_and_truncated_frames_get_error_responses() {
     s.write_all(bad).unwrap();
     assert_eq!(code(&read_resp(&mut s)), ErrorCode::BadRequest);
     // Still alive on the same connection.
-    s.write_all(&frame::encode(&RequestEnvelope::new(Request::PolicyGet(PolicyGetRequest {})))).unwrap();
+    s.write_all(&frame::encode(&RequestEnvelope::new(Request::PolicyGet(
+        PolicyGetRequest {},
+    ))))
+    .unwrap();
     assert!(matches!(read_resp(&mut s), Response::Policy(_)));
     // Oversized: refused from the length prefix alone.
     s.write_all(&(64u32 << 20).to_be_bytes()).unwrap();
@@ -344,7 +460,9 @@ fn malformed_oversized_and_truncated_frames_get_error_responses() {
         x ^= x >> 7;
         x ^= x << 17;
         let n = (x % 300) as usize;
-        let mut bytes: Vec<u8> = (0..n).map(|i| (x.rotate_left(i as u32 % 64) >> 11) as u8).collect();
+        let mut bytes: Vec<u8> = (0..n)
+            .map(|i| (x.rotate_left(i as u32 % 64) >> 11) as u8)
+            .collect();
         if x % 3 == 0 && n >= 4 {
             // A plausible small length prefix, so the payload reaches the JSON parser.
             let len = (n - 4) as u32;
@@ -361,10 +479,18 @@ fn malformed_oversized_and_truncated_frames_get_error_responses() {
 }
 
 /// Send an HTTP/1.1 request to the loopback listener and return (status, body).
-fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -373,14 +499,25 @@ fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
 #[test]
 fn http_needs_the_token_and_serves_requests_and_metrics() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let token = "test-token-0123456789abcdef";
     let d = Daemon::start_with(|c| {
@@ -394,7 +531,10 @@ fn http_needs_the_token_and_serves_requests_and_metrics() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(http(addr, "GET", "/v1/stats", None, "").0, 401);
-    assert_eq!(http(addr, "GET", "/v1/stats", Some("wrong-token"), "").0, 401);
+    assert_eq!(
+        http(addr, "GET", "/v1/stats", Some("wrong-token"), "").0,
+        401
+    );
     assert_eq!(http(addr, "GET", "/metrics", None, "").0, 401);
     let (st, body) = http(addr, "GET", "/v1/stats", Some(token), "");
     assert_eq!(st, 200, "{body}");
@@ -409,16 +549,40 @@ fn http_needs_the_token_and_serves_requests_and_metrics() {
     assert_eq!(st, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = v["id"].as_u64().expect("id in submit response");
-    let (st, body) = http(addr, "POST", &format!("/v1/tasks/{id}/wait"), Some(token), "");
+    let (st, body) = http(
+        addr,
+        "POST",
+        &format!("/v1/tasks/{id}/wait"),
+        Some(token),
+        "",
+    );
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("completed"), "{body}");
-    let (st, body) = http(addr, "GET", &format!("/v1/tasks/{id}/logs"), Some(token), "");
+    let (st, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/tasks/{id}/logs"),
+        Some(token),
+        "",
+    );
     assert_eq!(st, 200);
     assert!(body.contains("via-http"), "{body}");
-    assert_eq!(http(addr, "GET", "/v1/tasks/424242", Some(token), "").0, 404);
-    assert_eq!(http(addr, "POST", "/v1/tasks", Some(token), "{not json").0, 400);
+    assert_eq!(
+        http(addr, "GET", "/v1/tasks/424242", Some(token), "").0,
+        404
+    );
+    assert_eq!(
+        http(addr, "POST", "/v1/tasks", Some(token), "{not json").0,
+        400
+    );
     // The generic envelope endpoint.
-    let (st, body) = http(addr, "POST", "/v1/request", Some(token), r#"{"version":1,"request":{"type":"policy_get"}}"#);
+    let (st, body) = http(
+        addr,
+        "POST",
+        "/v1/request",
+        Some(token),
+        r#"{"version":1,"request":{"type":"policy_get"}}"#,
+    );
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("fcfs"));
     let (st, body) = http(addr, "GET", "/metrics", Some(token), "");
@@ -448,14 +612,19 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
     let sock = d.socket.to_str().unwrap().to_string();
     let as_other = |json: String| -> (i32, String) {
         let out = Command::new("setpriv")
-            .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
+            .args([
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+            ])
             .arg(daemond())
             .args(["call", "--socket", &sock, &json])
             .output()
             .expect("setpriv (util-linux) runs the client as another uid");
         (
             out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
         )
     };
     for req in [
@@ -469,10 +638,19 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
         assert!(out.contains("forbidden"), "{req}: {out}");
     }
     // Status is visible but without the command line.
-    let (code, out) = as_other(format!(r#"{{"version":1,"request":{{"type":"status","id":{mine}}}}}"#));
+    let (code, out) = as_other(format!(
+        r#"{{"version":1,"request":{{"type":"status","id":{mine}}}}}"#
+    ));
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\"argv\":[]") && !out.contains("sleep"), "{out}");
-    assert_eq!(c.status(mine).unwrap().state, TaskState::Running, "the task survived the other user's attempts");
+    assert!(
+        out.contains("\"argv\":[]") && !out.contains("sleep"),
+        "{out}"
+    );
+    assert_eq!(
+        c.status(mine).unwrap().state,
+        TaskState::Running,
+        "the task survived the other user's attempts"
+    );
 
     // The other user's own task runs as that user, and the other user may wait on it.
     let (code, out) = as_other(
@@ -482,16 +660,28 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     let theirs = v["response"]["id"].as_u64().unwrap();
-    let (code, out) = as_other(format!(r#"{{"version":1,"request":{{"type":"wait","id":{theirs}}}}}"#));
+    let (code, out) = as_other(format!(
+        r#"{{"version":1,"request":{{"type":"wait","id":{theirs}}}}}"#
+    ));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("completed"), "{out}");
     let mut logs = String::new();
     c.logs(
-        LogsRequest { id: theirs, stream: LogStream::Stdout, offset: None, tail_lines: None, follow: false },
+        LogsRequest {
+            id: theirs,
+            stream: LogStream::Stdout,
+            offset: None,
+            tail_lines: None,
+            follow: false,
+        },
         |ch| logs.push_str(&ch.data),
     )
     .unwrap();
-    assert_eq!(logs.trim(), uid.to_string(), "the task must run as its submitter");
+    assert_eq!(
+        logs.trim(),
+        uid.to_string(),
+        "the task must run as its submitter"
+    );
     assert_eq!(c.status(theirs).unwrap().uid, uid);
     c.cancel(mine).unwrap();
     d.stop().unwrap();
@@ -500,12 +690,26 @@ fn another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task() {
     let d = Daemon::start();
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
+        ])
         .arg(daemond())
-        .args(["call", "--socket", d.socket.to_str().unwrap(), r#"{"version":1,"request":{"type":"stats"}}"#])
+        .args([
+            "call",
+            "--socket",
+            d.socket.to_str().unwrap(),
+            r#"{"version":1,"request":{"type":"stats"}}"#,
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `llmchain daemon` running?"));
     d.stop().unwrap();
 }
@@ -520,18 +724,29 @@ fn kill_9_of_the_daemon_then_restart_accounts_for_every_task() {
     let mut c = llmchain_daemon::Client::connect(&sock).unwrap();
     // Finished before the crash.
     let done = c.submit(task(&["true"], 1000, 64)).unwrap();
-    assert_eq!(c.wait(done, None).unwrap().exit, Some(ExitStatus::Completed));
+    assert_eq!(
+        c.wait(done, None).unwrap().exit,
+        Some(ExitStatus::Completed)
+    );
     // Two long runners fill both CPUs.
     let r1 = c.submit(task(&["sleep", "300"], 1000, 64)).unwrap();
-    let r2 = c.submit(task(&["sh", "-c", "sleep 300 & sleep 300"], 1000, 64)).unwrap();
-    let p1 = wait_until(&mut c, r1, LONG, |t| t.pid.is_some()).pid.unwrap();
-    let p2 = wait_until(&mut c, r2, LONG, |t| t.pid.is_some()).pid.unwrap();
+    let r2 = c
+        .submit(task(&["sh", "-c", "sleep 300 & sleep 300"], 1000, 64))
+        .unwrap();
+    let p1 = wait_until(&mut c, r1, LONG, |t| t.pid.is_some())
+        .pid
+        .unwrap();
+    let p2 = wait_until(&mut c, r2, LONG, |t| t.pid.is_some())
+        .pid
+        .unwrap();
     // A concurrent client keeps submitting while the daemon is killed; every id it was
     // given must survive.
     let sock2 = sock.clone();
     let submitter = std::thread::spawn(move || {
         let mut acked = Vec::new();
-        let Ok(mut c) = llmchain_daemon::Client::connect(&sock2) else { return acked };
+        let Ok(mut c) = llmchain_daemon::Client::connect(&sock2) else {
+            return acked;
+        };
         while let Ok(id) = c.submit(task(&["true"], 500, 64)) {
             acked.push(id);
             if acked.len() > 5000 {
@@ -541,37 +756,67 @@ fn kill_9_of_the_daemon_then_restart_accounts_for_every_task() {
         acked
     });
     std::thread::sleep(Duration::from_millis(300));
-    let k = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let k = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(k.success());
     let _ = child.wait();
     let acked = submitter.join().unwrap();
-    assert!(!acked.is_empty(), "the submitter got no ids before the kill");
-    assert!(alive(p1), "tasks outlive a SIGKILLed daemon (their cgroups hold them)");
+    assert!(
+        !acked.is_empty(),
+        "the submitter got no ids before the kill"
+    );
+    assert!(
+        alive(p1),
+        "tasks outlive a SIGKILLed daemon (their cgroups hold them)"
+    );
 
     // Restart on the same state.
     let mut child = spawn_child(&state, &cg, &[]);
     let mut c = llmchain_daemon::Client::connect(&sock).unwrap();
-    let all = c.list(ListRequest { all: true, limit: Some(100_000), uid: None }).unwrap();
+    let all = c
+        .list(ListRequest {
+            all: true,
+            limit: Some(100_000),
+            uid: None,
+        })
+        .unwrap();
     let ids: std::collections::BTreeSet<u64> = all.iter().map(|t| t.id).collect();
     for id in [done, r1, r2].iter().chain(acked.iter()) {
-        assert!(ids.contains(id), "accepted task {id} is missing after restart");
+        assert!(
+            ids.contains(id),
+            "accepted task {id} is missing after restart"
+        );
     }
     assert_eq!(c.status(done).unwrap().exit, Some(ExitStatus::Completed));
     for r in [r1, r2] {
         let t = c.status(r).unwrap();
         assert_eq!(t.exit, Some(ExitStatus::Lost), "{t:?}");
-        assert!(t.reason.as_deref().unwrap_or("").contains("daemon stopped"), "{t:?}");
+        assert!(
+            t.reason.as_deref().unwrap_or("").contains("daemon stopped"),
+            "{t:?}"
+        );
     }
-    assert!(!alive(p1) && !alive(p2), "leftover processes of lost tasks are killed at restart");
+    assert!(
+        !alive(p1) && !alive(p2),
+        "leftover processes of lost tasks are killed at restart"
+    );
     // Every queued task resumes and finishes.
     for id in &acked {
         let t = c.wait(*id, None).unwrap();
-        assert!(t.exit == Some(ExitStatus::Completed) || t.exit == Some(ExitStatus::Lost), "task {id}: {t:?}");
+        assert!(
+            t.exit == Some(ExitStatus::Completed) || t.exit == Some(ExitStatus::Lost),
+            "task {id}: {t:?}"
+        );
         if t.exit == Some(ExitStatus::Lost) {
             assert!(t.reason.is_some(), "lost without a reason: {t:?}");
         }
     }
-    let k = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let k = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(k.success());
     let st = child.wait().unwrap();
     assert!(st.success(), "graceful stop: {st}");
@@ -600,18 +845,25 @@ fn history_exports_swf_that_the_simulator_reads() {
     for line in text.lines().filter(|l| !l.starts_with(';')) {
         assert_eq!(line.split_whitespace().count(), 18, "{line}");
     }
-    let w = llmchain_sim::swf::parse_str(&text, std::path::Path::new("node.swf"), &Default::default()).unwrap();
+    let w =
+        llmchain_sim::swf::parse_str(&text, std::path::Path::new("node.swf"), &Default::default())
+            .unwrap();
     assert_eq!(w.cluster.total().cpu_milli(), 2000, "MaxProcs header");
     assert_eq!(w.tasks.len(), 5, "every task that ran is a job");
     let procs: Vec<u64> = w.tasks.iter().map(|t| t.request.cpu_milli()).collect();
     assert_eq!(procs, vec![1000, 2000, 1000, 2000, 2000]);
-    assert!(w.tasks.iter().take(4).all(|t| t.estimate == Some(llmchain_core::Dur::from_secs(5))));
+    assert!(w
+        .tasks
+        .iter()
+        .take(4)
+        .all(|t| t.estimate == Some(llmchain_core::Dur::from_secs(5))));
     d.stop().unwrap();
 }
 
 #[test]
 fn state_fixture_v1_loads_and_recovers() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1.sqlite");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1.sqlite");
     if std::env::var_os("LLMCHAIN_REGENERATE_FIXTURE").is_some() {
         fixture_gen::write(&fixture);
     }
@@ -627,12 +879,19 @@ fn state_fixture_v1_loads_and_recovers() {
     let conn = llmchain_daemon::db::open(&db, llmchain_daemon::Durability::Full).unwrap();
     let loaded = llmchain_daemon::db::load(&conn, &db).unwrap();
     drop(conn);
-    let states: Vec<(u64, TaskState)> = loaded.tasks.iter().map(|t| (t.info.id, t.info.state)).collect();
+    let states: Vec<(u64, TaskState)> = loaded
+        .tasks
+        .iter()
+        .map(|t| (t.info.id, t.info.state))
+        .collect();
     assert_eq!(states, fixture_gen::STATES.to_vec());
     assert_eq!(loaded.tasks[0].info.exit, Some(ExitStatus::Completed));
     assert_eq!(loaded.tasks[0].info.cpu_time_ms, Some(1200));
     assert_eq!(loaded.tasks[1].info.exit, Some(ExitStatus::OomKilled));
-    assert_eq!(loaded.tasks[3].env.get("PATH").map(String::as_str), Some("/usr/bin:/bin"));
+    assert_eq!(
+        loaded.tasks[3].env.get("PATH").map(String::as_str),
+        Some("/usr/bin:/bin")
+    );
     assert_eq!(loaded.meta.get("policy").map(String::as_str), Some("fcfs"));
 
     // A daemon started on it recovers: running → lost, queued → runs.
@@ -662,8 +921,12 @@ mod fixture_gen {
     use llmchain_daemon::db::{self, Op, OutcomeRow, TaskRow};
     use llmchain_daemon::protocol::{TaskInfo, TaskState};
 
-    pub const STATES: [(u64, TaskState); 4] =
-        [(1, TaskState::Finished), (2, TaskState::Finished), (3, TaskState::Running), (4, TaskState::Queued)];
+    pub const STATES: [(u64, TaskState); 4] = [
+        (1, TaskState::Finished),
+        (2, TaskState::Finished),
+        (3, TaskState::Running),
+        (4, TaskState::Queued),
+    ];
 
     fn info(id: u64, argv: &[&str], state: TaskState) -> TaskInfo {
         TaskInfo {
@@ -697,9 +960,18 @@ mod fixture_gen {
         }
         let conn = db::open(path, llmchain_daemon::Durability::Full).unwrap();
         let (w, join) = db::spawn_writer(conn, path.to_path_buf()).unwrap();
-        let env: BTreeMap<String, String> = [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
-        for (id, argv) in [(1, vec!["true"]), (2, vec!["hog"]), (3, vec!["sleep", "99"]), (4, vec!["true"])] {
-            w.send(Op::Insert(Box::new(TaskRow { info: info(id, &argv, TaskState::Queued), env: env.clone() })));
+        let env: BTreeMap<String, String> =
+            [("PATH".to_string(), "/usr/bin:/bin".to_string())].into();
+        for (id, argv) in [
+            (1, vec!["true"]),
+            (2, vec!["hog"]),
+            (3, vec!["sleep", "99"]),
+            (4, vec!["true"]),
+        ] {
+            w.send(Op::Insert(Box::new(TaskRow {
+                info: info(id, &argv, TaskState::Queued),
+                env: env.clone(),
+            })));
         }
         let t = |id: u64, s: u64| 1_700_000_000_000_000 + id * 1_000_000 + s;
         for id in [1u64, 2, 3] {
@@ -751,7 +1023,10 @@ mod fixture_gen {
         // Closing the last connection folds the WAL into the main file: the fixture is one file.
         drop(w);
         join.join().unwrap();
-        assert!(!Path::new(&format!("{}-wal", path.display())).exists(), "WAL left next to the fixture");
+        assert!(
+            !Path::new(&format!("{}-wal", path.display())).exists(),
+            "WAL left next to the fixture"
+        );
     }
 }
 
@@ -772,19 +1047,36 @@ fn dependency_chains_run_in_order_and_failures_cascade() {
     let ex = c.explain(cc).unwrap();
     assert_eq!(ex.unmet_deps, vec![a, b]);
     assert!(ex.summary.contains("dependencies"), "{}", ex.summary);
-    let (ta, tb, tc) = (c.wait(a, None).unwrap(), c.wait(b, None).unwrap(), c.wait(cc, None).unwrap());
+    let (ta, tb, tc) = (
+        c.wait(a, None).unwrap(),
+        c.wait(b, None).unwrap(),
+        c.wait(cc, None).unwrap(),
+    );
     assert!(tc.exit == Some(ExitStatus::Completed) && tb.exit == Some(ExitStatus::Completed));
-    assert!(tb.start_us.unwrap() >= ta.end_us.unwrap() && tc.start_us.unwrap() >= tb.end_us.unwrap());
+    assert!(
+        tb.start_us.unwrap() >= ta.end_us.unwrap() && tc.start_us.unwrap() >= tb.end_us.unwrap()
+    );
 
     // A failure cancels the whole chain behind it, with reasons.
-    let f = c.submit(task(&["sh", "-c", "sleep 0.2; exit 1"], 500, 64)).unwrap();
+    let f = c
+        .submit(task(&["sh", "-c", "sleep 0.2; exit 1"], 500, 64))
+        .unwrap();
     let g = c.submit(after(&["true"], vec![f])).unwrap();
     let h = c.submit(after(&["true"], vec![g])).unwrap();
     let th = c.wait(h, None).unwrap();
     let tg = c.status(g).unwrap();
-    assert_eq!((tg.exit, th.exit), (Some(ExitStatus::Cancelled), Some(ExitStatus::Cancelled)));
-    assert_eq!(tg.reason.as_deref(), Some(format!("dependency {f} ended failed").as_str()));
-    assert_eq!(th.reason.as_deref(), Some(format!("dependency {g} ended cancelled").as_str()));
+    assert_eq!(
+        (tg.exit, th.exit),
+        (Some(ExitStatus::Cancelled), Some(ExitStatus::Cancelled))
+    );
+    assert_eq!(
+        tg.reason.as_deref(),
+        Some(format!("dependency {f} ended failed").as_str())
+    );
+    assert_eq!(
+        th.reason.as_deref(),
+        Some(format!("dependency {g} ended cancelled").as_str())
+    );
     assert!(tg.start_us.is_none() && th.start_us.is_none());
     let s = c.stats(false).unwrap();
     assert_eq!((s.queue.queued, s.queue.held, s.queue.running), (0, 0, 0));

@@ -9,13 +9,21 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use llmchain_gguf::{
-    requantize, smollm2_path, ChatMessage, GenerateConfig, Model, QuantType, ScheduleConstraint, Variant,
+    requantize, smollm2_path, ChatMessage, GenerateConfig, Model, QuantType, ScheduleConstraint,
+    Variant,
 };
 
 fn messages(ids: &[u64]) -> Vec<ChatMessage> {
-    let mut queue = String::from("Free: 8 CPUs, 16 GiB memory.\nWaiting tasks (id: cpus, memory GiB, minutes):\n");
+    let mut queue = String::from(
+        "Free: 8 CPUs, 16 GiB memory.\nWaiting tasks (id: cpus, memory GiB, minutes):\n",
+    );
     for (k, id) in ids.iter().enumerate() {
-        queue.push_str(&format!("{id}: {}, {}, {}\n", 1 + k % 4, 1 + (k * 3) % 8, 10 + (k * 7) % 20));
+        queue.push_str(&format!(
+            "{id}: {}, {}, {}\n",
+            1 + k % 4,
+            1 + (k * 3) % 8,
+            10 + (k * 7) % 20
+        ));
     }
     queue.push_str("Which tasks should start now, in order?");
     vec![
@@ -29,7 +37,11 @@ fn messages(ids: &[u64]) -> Vec<ChatMessage> {
 
 fn model_path(variant: Variant) -> std::path::PathBuf {
     let q4 = smollm2_path(Variant::Q4_1);
-    assert!(q4.exists(), "SmolLM2 missing at {}: run `llmchain model fetch smollm2 --q8`", q4.display());
+    assert!(
+        q4.exists(),
+        "SmolLM2 missing at {}: run `llmchain model fetch smollm2 --q8`",
+        q4.display()
+    );
     match variant {
         Variant::Q4_1 => q4,
         Variant::Q8_0 => {
@@ -44,12 +56,18 @@ fn model_path(variant: Variant) -> std::path::PathBuf {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("schedule");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
     // LLMCHAIN_BENCH_VARIANTS=Q8_0 limits the run (Q4_1 prefill is slow: candle has no SIMD
     // path for it).
     let wanted = std::env::var("LLMCHAIN_BENCH_VARIANTS").unwrap_or_else(|_| "Q4_1,Q8_0".into());
     for variant in [Variant::Q4_1, Variant::Q8_0] {
-        if !wanted.split(',').any(|w| w.trim().eq_ignore_ascii_case(&format!("{variant:?}"))) {
+        if !wanted
+            .split(',')
+            .any(|w| w.trim().eq_ignore_ascii_case(&format!("{variant:?}")))
+        {
             continue;
         }
         let mut model = Model::load(model_path(variant)).expect("loading SmolLM2");
@@ -60,7 +78,11 @@ fn bench(c: &mut Criterion) {
             let pb = model.chat_tokens(&messages(&b)).unwrap();
             let max_tokens = 4 * n as usize + 8;
             for warm in [false, true] {
-                let cfg = GenerateConfig { max_tokens, reuse_prefix: warm, ..GenerateConfig::default() };
+                let cfg = GenerateConfig {
+                    max_tokens,
+                    reuse_prefix: warm,
+                    ..GenerateConfig::default()
+                };
                 let name = format!("{variant:?}/{}", if warm { "warm" } else { "cold" });
                 // One reported run per case: tokens, time to first token, decode speed.
                 let mut con = ScheduleConstraint::new(&a, a.len());

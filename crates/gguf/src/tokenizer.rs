@@ -50,7 +50,10 @@ impl TokenKind {
     }
     /// True for tokens that are matched as whole units in text when special parsing is on.
     pub fn is_special(self) -> bool {
-        matches!(self, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown)
+        matches!(
+            self,
+            TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown
+        )
     }
 }
 
@@ -106,16 +109,21 @@ fn value_i64(v: &Value) -> Option<i64> {
 }
 
 fn string_array(ct: &Content, key: &str) -> Result<Vec<String>> {
-    let v = md(ct, key).ok_or_else(|| Error::Tokenizer(format!("metadata key {key} is missing")))?;
+    let v =
+        md(ct, key).ok_or_else(|| Error::Tokenizer(format!("metadata key {key} is missing")))?;
     let Value::Array(items) = v else {
-        return Err(Error::Tokenizer(format!("metadata key {key} is not an array")));
+        return Err(Error::Tokenizer(format!(
+            "metadata key {key} is not an array"
+        )));
     };
     items
         .iter()
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(s) => Ok(s.clone()),
-            _ => Err(Error::Tokenizer(format!("metadata key {key}[{i}] is not a string"))),
+            _ => Err(Error::Tokenizer(format!(
+                "metadata key {key}[{i}] is not a string"
+            ))),
         })
         .collect()
 }
@@ -143,8 +151,12 @@ fn pre_patterns(pre: &str) -> (Vec<&'static str>, bool) {
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
             (vec![r"\p{N}", GPT2_PATTERN], true)
         }
-        "llama3" | "llama-bpe" | "llama-v3" | "falcon3" | "smaug-bpe" => (vec![LLAMA3_PATTERN], true),
-        "gpt2" | "gpt-2" | "default" | "" | "mpt" | "olmo" | "jais" | "phi-2" => (vec![GPT2_PATTERN], true),
+        "llama3" | "llama-bpe" | "llama-v3" | "falcon3" | "smaug-bpe" => {
+            (vec![LLAMA3_PATTERN], true)
+        }
+        "gpt2" | "gpt-2" | "default" | "" | "mpt" | "olmo" | "jais" | "phi-2" => {
+            (vec![GPT2_PATTERN], true)
+        }
         _ => (vec![GPT2_PATTERN], false),
     }
 }
@@ -154,7 +166,11 @@ impl Tokenizer {
     pub fn from_gguf(ct: &Content) -> Result<Tokenizer> {
         let model = match md(ct, "tokenizer.ggml.model") {
             Some(Value::String(s)) => s.clone(),
-            _ => return Err(Error::Tokenizer("metadata key tokenizer.ggml.model is missing".into())),
+            _ => {
+                return Err(Error::Tokenizer(
+                    "metadata key tokenizer.ggml.model is missing".into(),
+                ))
+            }
         };
         if model != "gpt2" {
             return Err(Error::Tokenizer(format!(
@@ -175,7 +191,10 @@ impl Tokenizer {
                         tokens.len()
                     )));
                 }
-                items.iter().map(|v| TokenKind::from_code(value_i64(v).unwrap_or(1))).collect()
+                items
+                    .iter()
+                    .map(|v| TokenKind::from_code(value_i64(v).unwrap_or(1)))
+                    .collect()
             }
             _ => vec![TokenKind::Normal; tokens.len()],
         };
@@ -183,17 +202,37 @@ impl Tokenizer {
             Some(Value::String(s)) => s.clone(),
             _ => "default".to_string(),
         };
-        let add_bos = matches!(md(ct, "tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
+        let add_bos = matches!(
+            md(ct, "tokenizer.ggml.add_bos_token"),
+            Some(Value::Bool(true))
+        );
         let bos = md_u32(ct, "tokenizer.ggml.bos_token_id");
         let eos = md_u32(ct, "tokenizer.ggml.eos_token_id");
         let eot = md_u32(ct, "tokenizer.ggml.eot_token_id");
-        Self::new(TokenizerParts { tokens, kinds, merges, pre: pre_name, bos, eos, eot, add_bos })
+        Self::new(TokenizerParts {
+            tokens,
+            kinds,
+            merges,
+            pre: pre_name,
+            bos,
+            eos,
+            eot,
+            add_bos,
+        })
     }
 
     /// Builds the tokenizer from its parts (what [`Tokenizer::from_gguf`] reads).
     pub fn new(parts: TokenizerParts) -> Result<Tokenizer> {
-        let TokenizerParts { tokens, kinds, merges: merge_lines, pre: pre_name, bos, eos, eot, add_bos } =
-            parts;
+        let TokenizerParts {
+            tokens,
+            kinds,
+            merges: merge_lines,
+            pre: pre_name,
+            bos,
+            eos,
+            eot,
+            add_bos,
+        } = parts;
         if tokens.is_empty() {
             return Err(Error::Tokenizer("the vocabulary is empty".into()));
         }
@@ -209,13 +248,18 @@ impl Tokenizer {
         for (name, id) in [("bos", bos), ("eos", eos), ("eot", eot)] {
             if let Some(id) = id {
                 if id >= n {
-                    return Err(Error::Tokenizer(format!("{name} token id {id} is outside the vocabulary of {n}")));
+                    return Err(Error::Tokenizer(format!(
+                        "{name} token id {id} is outside the vocabulary of {n}"
+                    )));
                 }
             }
         }
         let byte_to_char = byte_level_table();
-        let char_to_byte: HashMap<char, u8> =
-            byte_to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let char_to_byte: HashMap<char, u8> = byte_to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
         let mut vocab = HashMap::with_capacity(tokens.len());
         for (i, t) in tokens.iter().enumerate() {
             vocab.entry(t.clone()).or_insert(i as u32);
@@ -247,8 +291,12 @@ impl Tokenizer {
                     "tokenizer.ggml.merges[{rank}] = {line:?} is not two tokens separated by a space"
                 )));
             };
-            let (Some(&ia), Some(&ib)) = (vocab.get(a), vocab.get(b)) else { continue };
-            let Some(&im) = vocab.get(&format!("{a}{b}")) else { continue };
+            let (Some(&ia), Some(&ib)) = (vocab.get(a), vocab.get(b)) else {
+                continue;
+            };
+            let Some(&im) = vocab.get(&format!("{a}{b}")) else {
+                continue;
+            };
             merges.entry((ia, ib)).or_insert((rank as u32, im));
         }
         let mut specials: Vec<(String, u32)> = tokens
@@ -265,7 +313,9 @@ impl Tokenizer {
         }
         let pre = patterns
             .iter()
-            .map(|p| Regex::new(p).map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}"))))
+            .map(|p| {
+                Regex::new(p).map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Tokenizer {
             tokens,
@@ -327,7 +377,10 @@ impl Tokenizer {
 
     /// The kind of token `id` (Normal for ids outside the vocabulary).
     pub fn kind(&self, id: u32) -> TokenKind {
-        self.kinds.get(id as usize).copied().unwrap_or(TokenKind::Normal)
+        self.kinds
+            .get(id as usize)
+            .copied()
+            .unwrap_or(TokenKind::Normal)
     }
 
     /// The GGUF text of token `id` (byte-level encoded for normal tokens).
@@ -338,7 +391,10 @@ impl Tokenizer {
     /// The decoded bytes of one token (for control tokens: their literal text); empty for
     /// ids outside the vocabulary. A token may hold part of a UTF-8 sequence.
     pub fn token_str(&self, id: u32) -> &[u8] {
-        self.pieces.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.pieces
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Encodes plain text: special-token text such as `<|im_end|>` is tokenised as ordinary
@@ -367,7 +423,10 @@ impl Tokenizer {
         let mut rest = text;
         let mut pos = 0usize;
         while pos < rest.len() {
-            let hit = self.specials.iter().find(|(s, _)| rest[pos..].starts_with(s.as_str()));
+            let hit = self
+                .specials
+                .iter()
+                .find(|(s, _)| rest[pos..].starts_with(s.as_str()));
             match hit {
                 Some((s, id)) => {
                     self.encode_plain(&rest[..pos], &mut out);
@@ -503,7 +562,12 @@ mod tests {
             tokens.push(c.to_string());
             kinds.push(TokenKind::Normal);
         }
-        let merges = vec!["h e".to_string(), "l l".into(), "he ll".into(), "Ġ w".into()];
+        let merges = vec![
+            "h e".to_string(),
+            "l l".into(),
+            "he ll".into(),
+            "Ġ w".into(),
+        ];
         for m in &merges {
             tokens.push(m.replace(' ', ""));
             kinds.push(TokenKind::Normal);
@@ -524,7 +588,13 @@ mod tests {
     #[test]
     fn round_trips_text_including_unicode_and_newlines() {
         let t = tiny();
-        for s in ["hello world", "  leading\n\nnewlines\t", "héllo wörld 日本 🙂", "12, 345 [3,5,7]", ""] {
+        for s in [
+            "hello world",
+            "  leading\n\nnewlines\t",
+            "héllo wörld 日本 🙂",
+            "12, 345 [3,5,7]",
+            "",
+        ] {
             assert_eq!(t.decode(&t.encode(s, true)), s, "{s:?}");
         }
     }
@@ -548,7 +618,10 @@ mod tests {
     #[test]
     fn special_tokens_parse_only_when_asked() {
         let t = tiny();
-        assert_eq!(t.encode_special("<|im_start|>he<|im_end|>", false), vec![0, t.token_id("he").unwrap(), 1]);
+        assert_eq!(
+            t.encode_special("<|im_start|>he<|im_end|>", false),
+            vec![0, t.token_id("he").unwrap(), 1]
+        );
         let plain = t.encode("<|im_end|>", false);
         assert!(plain.len() > 1 && !plain.contains(&1));
         assert_eq!(t.decode(&plain), "<|im_end|>");

@@ -10,14 +10,20 @@
 
 use std::time::Instant;
 
-use llmchain_core::{Dur, NodeId, NodeState, Policy, Resources, Snapshot, TaskId, Time, WaitingTask};
+use llmchain_core::{
+    Dur, NodeId, NodeState, Policy, Resources, Snapshot, TaskId, Time, WaitingTask,
+};
 use llmchain_kernel::build_policy;
 use rand::{Rng, SeedableRng};
 
 fn queue(n: usize, seed: u64) -> (Vec<NodeState>, Vec<WaitingTask>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let cap = Resources::cpus(256, 0);
-    let nodes = vec![NodeState { id: NodeId(0), capacity: cap, free: Resources::cpus(rng.gen_range(16..128), 0) }];
+    let nodes = vec![NodeState {
+        id: NodeId(0),
+        capacity: cap,
+        free: Resources::cpus(rng.gen_range(16..128), 0),
+    }];
     let waiting = (0..n as u64)
         .map(|i| WaitingTask {
             id: TaskId(100 + i * 3),
@@ -38,7 +44,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn latency(spec: &str, trials: usize) {
     for n in [10usize, 64] {
-        let mut k = llmchain_kernel::build_kernel(&format!("{spec},every=1"), 0).unwrap_or_else(|e| panic!("{e}"));
+        let mut k = llmchain_kernel::build_kernel(&format!("{spec},every=1"), 0)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut ms = Vec::new();
         let mut fallbacks = 0;
         for t in 0..trials + 1 {
@@ -70,7 +77,8 @@ fn latency(spec: &str, trials: usize) {
 }
 
 fn lublin(spec: &str, seqs: usize, len: usize) {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/traces/lublin_256.swf");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/traces/lublin_256.swf");
     let w = llmchain_sim::load(&llmchain_sim::WorkloadSpec::Swf { path: root }, 1, false).unwrap();
     let sequences = llmchain_sim::sample(&w, seqs, len, 1).unwrap();
     println!("| policy | mean bounded slowdown | model calls | fallbacks | fallback rate | dropped | mean latency µs | p99 latency µs | wall s |");
@@ -91,7 +99,11 @@ fn lublin(spec: &str, seqs: usize, len: usize) {
             mean = mean.max(st.latency_mean_us.unwrap_or(0.0));
             p99 = p99.max(st.latency_p99_us.unwrap_or(0.0));
         }
-        let rate = if calls > 0 { fb as f64 / calls as f64 } else { 0.0 };
+        let rate = if calls > 0 {
+            fb as f64 / calls as f64
+        } else {
+            0.0
+        };
         println!(
             "| {p} | {bsld:.2} | {calls} | {fb} | {rate:.3} | {dropped} | {mean:.0} | {p99:.0} | {:.1} |",
             t0.elapsed().as_secs_f64()

@@ -105,10 +105,20 @@ impl std::fmt::Display for DropReason {
             DropReason::Duplicate => f.write_str("duplicate"),
             DropReason::NoSuchNode { node } => write!(f, "no such node n{node}"),
             DropReason::NeverFits => f.write_str("request exceeds node capacity"),
-            DropReason::OverCapacity { node, dim, need, free } => {
-                write!(f, "does not fit now on n{node}: {dim} needs {need}, {free} free")
+            DropReason::OverCapacity {
+                node,
+                dim,
+                need,
+                free,
+            } => {
+                write!(
+                    f,
+                    "does not fit now on n{node}: {dim} needs {need}, {free} free"
+                )
             }
-            DropReason::TooMany { count } => write!(f, "{count} elements beyond the {MAX_ITEMS}-element limit"),
+            DropReason::TooMany { count } => {
+                write!(f, "{count} elements beyond the {MAX_ITEMS}-element limit")
+            }
         }
     }
 }
@@ -159,7 +169,10 @@ fn strip_fence(s: &str) -> &str {
 /// Parse a raw answer strictly.
 pub fn parse(raw: &str) -> Result<Parsed, DecodeError> {
     if raw.len() > MAX_PARSE_BYTES {
-        return Err(DecodeError::TooLarge { len: raw.len(), max: MAX_PARSE_BYTES });
+        return Err(DecodeError::TooLarge {
+            len: raw.len(),
+            max: MAX_PARSE_BYTES,
+        });
     }
     let text = strip_fence(raw);
     if text.is_empty() {
@@ -179,17 +192,38 @@ pub fn parse(raw: &str) -> Result<Parsed, DecodeError> {
                 match k.as_str() {
                     "order" => match val {
                         Value::Array(a) => order = Some(a),
-                        other => return Err(DecodeError::WrongShape(format!("`order` is {}", kind(&other)))),
+                        other => {
+                            return Err(DecodeError::WrongShape(format!(
+                                "`order` is {}",
+                                kind(&other)
+                            )))
+                        }
                     },
                     "rationale" | "reason" => match val {
-                        Value::String(s) => out.rationale = Some(s.chars().take(MAX_RATIONALE).collect()),
+                        Value::String(s) => {
+                            out.rationale = Some(s.chars().take(MAX_RATIONALE).collect())
+                        }
                         Value::Null => {}
-                        other => return Err(DecodeError::WrongShape(format!("`{k}` is {}", kind(&other)))),
+                        other => {
+                            return Err(DecodeError::WrongShape(format!(
+                                "`{k}` is {}",
+                                kind(&other)
+                            )))
+                        }
                     },
                     "policy" => match val {
-                        Value::Number(n) if n.as_u64().is_some() => out.pick = Some(Pick::Index(n.as_u64().unwrap_or(0))),
-                        Value::String(s) => out.pick = Some(Pick::Name(s.chars().take(64).collect())),
-                        other => return Err(DecodeError::WrongShape(format!("`policy` is {}", kind(&other)))),
+                        Value::Number(n) if n.as_u64().is_some() => {
+                            out.pick = Some(Pick::Index(n.as_u64().unwrap_or(0)))
+                        }
+                        Value::String(s) => {
+                            out.pick = Some(Pick::Name(s.chars().take(64).collect()))
+                        }
+                        other => {
+                            return Err(DecodeError::WrongShape(format!(
+                                "`policy` is {}",
+                                kind(&other)
+                            )))
+                        }
                     },
                     _ => {
                         let (k, _) = bound(&k, 32);
@@ -198,24 +232,37 @@ pub fn parse(raw: &str) -> Result<Parsed, DecodeError> {
                 }
             }
             if order.is_none() && out.pick.is_none() {
-                return Err(DecodeError::WrongShape("object without `order` or `policy`".into()));
+                return Err(DecodeError::WrongShape(
+                    "object without `order` or `policy`".into(),
+                ));
             }
             order.unwrap_or_default()
         }
-        other => return Err(DecodeError::WrongShape(format!("top level is {}", kind(&other)))),
+        other => {
+            return Err(DecodeError::WrongShape(format!(
+                "top level is {}",
+                kind(&other)
+            )))
+        }
     };
     let n = arr.len();
     for v in arr.into_iter().take(MAX_ITEMS) {
         match item_of(&v) {
             Some(it) => out.items.push(it),
-            None => out.dropped.push(Dropped { element: element_text(&v), task: None, reason: DropReason::NotATaskId }),
+            None => out.dropped.push(Dropped {
+                element: element_text(&v),
+                task: None,
+                reason: DropReason::NotATaskId,
+            }),
         }
     }
     if n > MAX_ITEMS {
         out.dropped.push(Dropped {
             element: String::new(),
             task: None,
-            reason: DropReason::TooMany { count: n - MAX_ITEMS },
+            reason: DropReason::TooMany {
+                count: n - MAX_ITEMS,
+            },
         });
     }
     Ok(out)
@@ -265,10 +312,17 @@ pub struct Checked {
 
 /// Check `parsed` against `snap`: see the module docs.
 pub fn check(parsed: &Parsed, snap: &Snapshot<'_>) -> Checked {
-    let mut out = Checked { dropped: parsed.dropped.clone(), ..Default::default() };
+    let mut out = Checked {
+        dropped: parsed.dropped.clone(),
+        ..Default::default()
+    };
     let mut seen: Vec<u64> = Vec::new();
     for it in &parsed.items {
-        let drop = |reason| Dropped { element: item_text(it), task: Some(it.task), reason };
+        let drop = |reason| Dropped {
+            element: item_text(it),
+            task: Some(it.task),
+            reason,
+        };
         let Some(t) = snap.waiting_task(TaskId(it.task)) else {
             out.dropped.push(drop(DropReason::UnknownTask));
             continue;
@@ -317,13 +371,20 @@ fn item_text(it: &Item) -> String {
 /// resources minus earlier starts); return the starts and, when the walk
 /// stopped at an element that does not fit, one [`DropReason::OverCapacity`]
 /// record for it. Elements no longer waiting are skipped silently.
-pub fn starts_in_order(plan: &[(TaskId, Option<NodeId>)], snap: &Snapshot<'_>) -> (Vec<Decision>, Option<Dropped>) {
+pub fn starts_in_order(
+    plan: &[(TaskId, Option<NodeId>)],
+    snap: &Snapshot<'_>,
+) -> (Vec<Decision>, Option<Dropped>) {
     let mut free = snap.free_vec();
     let mut starts = Vec::new();
     for &(id, node) in plan {
-        let Some(t) = snap.waiting_task(id) else { continue };
+        let Some(t) = snap.waiting_task(id) else {
+            continue;
+        };
         let target = match node {
-            Some(n) => Some(n).filter(|n| free.get(n.0 as usize).is_some_and(|f| t.request.fits_in(f))),
+            Some(n) => {
+                Some(n).filter(|n| free.get(n.0 as usize).is_some_and(|f| t.request.fits_in(f)))
+            }
             None => Snapshot::first_fit(&t.request, &free),
         };
         match target {
@@ -332,13 +393,20 @@ pub fn starts_in_order(plan: &[(TaskId, Option<NodeId>)], snap: &Snapshot<'_>) -
                 starts.push(Decision::start(id, n));
             }
             None => {
-                let n = node.map_or(0, |n| n.0 as usize).min(free.len().saturating_sub(1));
+                let n = node
+                    .map_or(0, |n| n.0 as usize)
+                    .min(free.len().saturating_sub(1));
                 let f = free.get(n).copied().unwrap_or_default();
                 let dim = t.request.first_shortfall(&f).unwrap_or(Dim::Cpu);
                 let dropped = Dropped {
                     element: id.0.to_string(),
                     task: Some(id.0),
-                    reason: DropReason::OverCapacity { node: n as u32, dim, need: t.request.get(dim), free: f.get(dim) },
+                    reason: DropReason::OverCapacity {
+                        node: n as u32,
+                        dim,
+                        need: t.request.get(dim),
+                        free: f.get(dim),
+                    },
                 };
                 return (starts, Some(dropped));
             }
@@ -353,11 +421,22 @@ mod tests {
     use llmchain_core::{NodeState, Resources, Time, WaitingTask};
 
     fn w(id: u64, cpus: u64) -> WaitingTask {
-        WaitingTask { id: TaskId(id), submit: Time::ZERO, request: Resources::cpus(cpus, 1), estimate: None, user: 0, priority: 0 }
+        WaitingTask {
+            id: TaskId(id),
+            submit: Time::ZERO,
+            request: Resources::cpus(cpus, 1),
+            estimate: None,
+            user: 0,
+            priority: 0,
+        }
     }
 
     fn check_str(raw: &str) -> Result<Checked, DecodeError> {
-        let nodes = [NodeState { id: NodeId(0), capacity: Resources::cpus(8, 16), free: Resources::cpus(4, 16) }];
+        let nodes = [NodeState {
+            id: NodeId(0),
+            capacity: Resources::cpus(8, 16),
+            free: Resources::cpus(4, 16),
+        }];
         let waiting = [w(1, 2), w(2, 2), w(3, 1), w(4, 9)];
         let snap = Snapshot::new(Time::ZERO, &nodes, &waiting, &[]);
         parse(raw).map(|p| check(&p, &snap))
@@ -370,15 +449,30 @@ mod tests {
     #[test]
     fn array_of_ids() {
         let c = check_str("[2, 1, 3]").unwrap();
-        assert_eq!(c.starts, vec![Decision::start(TaskId(2), NodeId(0)), Decision::start(TaskId(1), NodeId(0))]);
+        assert_eq!(
+            c.starts,
+            vec![
+                Decision::start(TaskId(2), NodeId(0)),
+                Decision::start(TaskId(1), NodeId(0))
+            ]
+        );
         assert_eq!(c.plan.len(), 3);
-        assert_eq!(reasons(&c), vec!["does not fit now on n0: cpu needs 1000, 0 free"]);
+        assert_eq!(
+            reasons(&c),
+            vec!["does not fit now on n0: cpu needs 1000, 0 free"]
+        );
     }
 
     #[test]
     fn every_bad_element_has_a_reason() {
         let c = check_str(r#"{"order":[9, 1, 1, {"task":2,"node":5}, 4, "x", -1, 2.5, 3], "rationale":"short first"}"#).unwrap();
-        assert_eq!(c.starts, vec![Decision::start(TaskId(1), NodeId(0)), Decision::start(TaskId(3), NodeId(0))]);
+        assert_eq!(
+            c.starts,
+            vec![
+                Decision::start(TaskId(1), NodeId(0)),
+                Decision::start(TaskId(3), NodeId(0))
+            ]
+        );
         assert_eq!(
             reasons(&c),
             vec![
@@ -398,12 +492,21 @@ mod tests {
         assert!(check_str("```json\n[3]\n```").is_ok());
         assert_eq!(check_str("  ").unwrap_err(), DecodeError::Empty);
         assert!(matches!(check_str("[3"), Err(DecodeError::NotJson { .. })));
-        assert!(matches!(check_str("[3] trailing"), Err(DecodeError::NotJson { .. })));
-        assert!(matches!(check_str("{\"ordr\":[1]}"), Err(DecodeError::WrongShape(_))));
+        assert!(matches!(
+            check_str("[3] trailing"),
+            Err(DecodeError::NotJson { .. })
+        ));
+        assert!(matches!(
+            check_str("{\"ordr\":[1]}"),
+            Err(DecodeError::WrongShape(_))
+        ));
         assert!(matches!(check_str("7"), Err(DecodeError::WrongShape(_))));
         let deep = "[".repeat(10_000);
         assert!(check_str(&deep).is_err());
-        assert!(matches!(check_str(&" ".repeat(MAX_PARSE_BYTES + 1)), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            check_str(&" ".repeat(MAX_PARSE_BYTES + 1)),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -57,7 +57,11 @@ pub struct EncodeConfig {
 
 impl Default for EncodeConfig {
     fn default() -> Self {
-        EncodeConfig { max_tasks: 32, max_text_chars: 32, max_running: 8 }
+        EncodeConfig {
+            max_tasks: 32,
+            max_text_chars: 32,
+            max_running: 8,
+        }
     }
 }
 
@@ -184,7 +188,15 @@ pub fn encode_order(
     predictions: Option<&[Option<Dur>]>,
     cfg: &EncodeConfig,
 ) -> Prompt {
-    encode(snap, texts, predictions, cfg, &Question::Order { max_items: cfg.max_tasks })
+    encode(
+        snap,
+        texts,
+        predictions,
+        cfg,
+        &Question::Order {
+            max_items: cfg.max_tasks,
+        },
+    )
 }
 
 /// Encode `snap` asking to choose one of `choices` (fast-policy specs).
@@ -195,7 +207,15 @@ pub fn encode_choose(
     cfg: &EncodeConfig,
     choices: &[String],
 ) -> Prompt {
-    encode(snap, texts, predictions, cfg, &Question::Choose { choices: choices.to_vec() })
+    encode(
+        snap,
+        texts,
+        predictions,
+        cfg,
+        &Question::Choose {
+            choices: choices.to_vec(),
+        },
+    )
 }
 
 /// Encode `snap` for `question`.
@@ -217,13 +237,24 @@ pub fn encode(
     if let Question::Choose { choices } = question {
         for (i, c) in choices.iter().enumerate() {
             // Choices are operator-written policy specs, still quoted.
-            let _ = writeln!(user, "{{\"choice\":{i},\"policy\":{}}}", quote_untrusted(c, 64));
+            let _ = writeln!(
+                user,
+                "{{\"choice\":{i},\"policy\":{}}}",
+                quote_untrusted(c, 64)
+            );
         }
     }
     let mut shown = Vec::new();
     for (i, t) in snap.waiting.iter().enumerate().take(cfg.max_tasks) {
         shown.push(t.id.0);
-        write_task(&mut user, t, predictions.and_then(|p| p.get(i).copied().flatten()), texts, cfg, gpu);
+        write_task(
+            &mut user,
+            t,
+            predictions.and_then(|p| p.get(i).copied().flatten()),
+            texts,
+            cfg,
+            gpu,
+        );
     }
     if snap.waiting.len() > cfg.max_tasks {
         let rest = &snap.waiting[cfg.max_tasks..];
@@ -239,12 +270,20 @@ pub fn encode(
         let _ = write!(user, "{{\"running\":{},\"node\":{},", r.id.0, r.node.0);
         write_res(&mut user, "req", &r.request, gpu);
         if let Some(e) = r.expected_end {
-            let _ = write!(user, ",\"ends_in_s\":{}", secs(e.saturating_since(snap.now)));
+            let _ = write!(
+                user,
+                ",\"ends_in_s\":{}",
+                secs(e.saturating_since(snap.now))
+            );
         }
         user.push_str("}\n");
     }
     if running.len() > cfg.max_running {
-        let _ = writeln!(user, "{{\"more_running\":{}}}", running.len() - cfg.max_running);
+        let _ = writeln!(
+            user,
+            "{{\"more_running\":{}}}",
+            running.len() - cfg.max_running
+        );
     }
     for n in snap.nodes {
         let _ = write!(user, "{{\"node\":{},", n.id.0);
@@ -270,17 +309,31 @@ pub fn encode(
     );
     user.push_str(DATA_END);
     let system = match question {
-        Question::Order { max_items } => ORDER_INSTRUCTIONS.replace("{max}", &max_items.max(&1).to_string()),
+        Question::Order { max_items } => {
+            ORDER_INSTRUCTIONS.replace("{max}", &max_items.max(&1).to_string())
+        }
         Question::Choose { .. } => CHOOSE_INSTRUCTIONS.to_string(),
     };
     let mut bytes = Vec::with_capacity(system.len() + user.len() + 1);
     bytes.extend_from_slice(system.as_bytes());
     bytes.push(0);
     bytes.extend_from_slice(user.as_bytes());
-    Prompt { hash: fnv1a64(&bytes), system, user, shown_ids: shown }
+    Prompt {
+        hash: fnv1a64(&bytes),
+        system,
+        user,
+        shown_ids: shown,
+    }
 }
 
-fn write_task(out: &mut String, t: &WaitingTask, pred: Option<Dur>, texts: &TaskTexts, cfg: &EncodeConfig, gpu: bool) {
+fn write_task(
+    out: &mut String,
+    t: &WaitingTask,
+    pred: Option<Dur>,
+    texts: &TaskTexts,
+    cfg: &EncodeConfig,
+    gpu: bool,
+) {
     let _ = write!(out, "{{\"task\":{},", t.id.0);
     write_res(out, "req", &t.request, gpu);
     if let Some(e) = t.estimate {
@@ -289,12 +342,21 @@ fn write_task(out: &mut String, t: &WaitingTask, pred: Option<Dur>, texts: &Task
     if let Some(p) = pred {
         let _ = write!(out, ",\"pred_s\":{}", secs(p));
     }
-    let _ = write!(out, ",\"submit_s\":{},\"user\":{}", t.submit.0 / 1000, t.user);
+    let _ = write!(
+        out,
+        ",\"submit_s\":{},\"user\":{}",
+        t.submit.0 / 1000,
+        t.user
+    );
     if t.priority != 0 {
         let _ = write!(out, ",\"prio\":{}", t.priority);
     }
     if let Some(tx) = texts.get(&t.id) {
-        for (key, val) in [("name", &tx.name), ("cmd", &tx.command), ("user_label", &tx.user_label)] {
+        for (key, val) in [
+            ("name", &tx.name),
+            ("cmd", &tx.command),
+            ("user_label", &tx.user_label),
+        ] {
             if let Some(v) = val {
                 let _ = write!(out, ",\"{key}\":{}", quote_untrusted(v, cfg.max_text_chars));
             }
@@ -342,7 +404,11 @@ pub fn order_grammar(ids: &[u64], max_items: usize) -> String {
     // Longer literals first so no alternative is a prefix of an earlier one.
     sorted.sort_by(|a, b| b.to_string().len().cmp(&a.to_string().len()).then(a.cmp(b)));
     let alts: Vec<String> = sorted.iter().map(|i| format!("\"{i}\"")).collect();
-    let id = if alts.is_empty() { "\"0\"".to_string() } else { alts.join(" | ") };
+    let id = if alts.is_empty() {
+        "\"0\"".to_string()
+    } else {
+        alts.join(" | ")
+    };
     let more = max_items.max(1) - 1;
     format!("root ::= \"[\" id (\",\" \" \"? id){{0,{more}}} \"]\"\nid ::= {id}\n")
 }
@@ -395,7 +461,13 @@ pub fn features(snap: &Snapshot<'_>, predictions: Option<&[Option<Dur>]>) -> Fea
             maxcap.set(d, maxcap.get(d).max(n.capacity.get(d)));
         }
     }
-    let frac = |a: u64, b: u64, cap: f32| if b == 0 { 0.0 } else { ((a as f64 / b as f64) as f32).min(cap) };
+    let frac = |a: u64, b: u64, cap: f32| {
+        if b == 0 {
+            0.0
+        } else {
+            ((a as f64 / b as f64) as f32).min(cap)
+        }
+    };
     let mut tasks = Vec::with_capacity(snap.waiting.len());
     let mut demand = Resources::ZERO;
     for (i, t) in snap.waiting.iter().enumerate() {
@@ -405,13 +477,27 @@ pub fn features(snap: &Snapshot<'_>, predictions: Option<&[Option<Dur>]>) -> Fea
             row.push(frac(t.request.get(d), maxcap.get(d), f32::MAX));
         }
         for d in Dim::ALL {
-            row.push(if t.request.get(d) == 0 { 0.0 } else if free.get(d) == 0 { 4.0 } else { frac(t.request.get(d), free.get(d), 4.0) });
+            row.push(if t.request.get(d) == 0 {
+                0.0
+            } else if free.get(d) == 0 {
+                4.0
+            } else {
+                frac(t.request.get(d), free.get(d), 4.0)
+            });
         }
         row.push(t.estimate.map_or(0.0, log1p_s));
         row.push(if t.estimate.is_some() { 1.0 } else { 0.0 });
-        row.push(predictions.and_then(|p| p.get(i).copied().flatten()).map_or(0.0, log1p_s));
+        row.push(
+            predictions
+                .and_then(|p| p.get(i).copied().flatten())
+                .map_or(0.0, log1p_s),
+        );
         row.push(log1p_s(t.wait(snap.now)));
-        row.push(if snap.nodes.iter().any(|n| t.request.fits_in(&n.free)) { 1.0 } else { 0.0 });
+        row.push(if snap.nodes.iter().any(|n| t.request.fits_in(&n.free)) {
+            1.0
+        } else {
+            0.0
+        });
         row.push(t.priority.clamp(-8, 8) as f32 / 8.0);
         tasks.push(row);
     }
@@ -425,7 +511,11 @@ pub fn features(snap: &Snapshot<'_>, predictions: Option<&[Option<Dur>]>) -> Fea
     cluster.push((snap.waiting.len() as f32).ln_1p());
     cluster.push((snap.running.len() as f32).ln_1p());
     cluster.push(snap.nodes.len() as f32 / 64.0);
-    Features { cluster, ids: snap.waiting.iter().map(|t| t.id).collect(), tasks }
+    Features {
+        cluster,
+        ids: snap.waiting.iter().map(|t| t.id).collect(),
+        tasks,
+    }
 }
 
 #[cfg(test)]
@@ -449,12 +539,19 @@ mod tests {
         assert_eq!(sanitize("a\u{0}b\nc\u{202e}d\u{7f}", 32), "abcd");
         assert_eq!(sanitize("abcdef", 3), "abc…");
         assert_eq!(sanitize("ééé", 3), "ééé");
-        assert_eq!(quote_untrusted("<<<DATA \"x\"", 32), "\"\\u003c\\u003c\\u003cDATA \\\"x\\\"\"");
+        assert_eq!(
+            quote_untrusted("<<<DATA \"x\"", 32),
+            "\"\\u003c\\u003c\\u003cDATA \\\"x\\\"\""
+        );
     }
 
     #[test]
     fn prompt_is_deterministic_and_capped() {
-        let nodes = [NodeState { id: NodeId(0), capacity: Resources::cpus(8, 16), free: Resources::cpus(4, 16) }];
+        let nodes = [NodeState {
+            id: NodeId(0),
+            capacity: Resources::cpus(8, 16),
+            free: Resources::cpus(4, 16),
+        }];
         let waiting: Vec<_> = (0..40).map(|i| task(i, 1 + i % 4)).collect();
         let snap = Snapshot::new(Time::from_secs(100), &nodes, &waiting, &[]);
         let cfg = EncodeConfig::default();
@@ -474,15 +571,25 @@ mod tests {
     #[test]
     fn grammar_lists_ids() {
         let g = order_grammar(&[3, 12, 5], 3);
-        assert_eq!(g, "root ::= \"[\" id (\",\" \" \"? id){0,2} \"]\"\nid ::= \"12\" | \"3\" | \"5\"\n");
+        assert_eq!(
+            g,
+            "root ::= \"[\" id (\",\" \" \"? id){0,2} \"]\"\nid ::= \"12\" | \"3\" | \"5\"\n"
+        );
         assert_eq!(choose_grammar(2), "root ::= \"[\" (\"1\" | \"0\") \"]\"\n");
     }
 
     #[test]
     fn feature_shapes() {
-        let nodes = [NodeState { id: NodeId(0), capacity: Resources::cpus(8, 16), free: Resources::cpus(4, 16) }];
+        let nodes = [NodeState {
+            id: NodeId(0),
+            capacity: Resources::cpus(8, 16),
+            free: Resources::cpus(4, 16),
+        }];
         let waiting: Vec<_> = (0..3).map(|i| task(i, 2)).collect();
-        let f = features(&Snapshot::new(Time::from_secs(10), &nodes, &waiting, &[]), None);
+        let f = features(
+            &Snapshot::new(Time::from_secs(10), &nodes, &waiting, &[]),
+            None,
+        );
         assert_eq!(f.cluster.len(), CLUSTER_FEATURES);
         assert!(f.tasks.iter().all(|r| r.len() == TASK_FEATURES));
         assert_eq!(f.tasks[0][0], 0.25);

@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use llmchain_core::{Decision, Dim, NodeId, Outcome, Policy, PolicyStats, Rejection, Resources, Snapshot, TaskId, Time, Validator};
+use llmchain_core::{
+    Decision, Dim, NodeId, Outcome, Policy, PolicyStats, Rejection, Resources, Snapshot, TaskId,
+    Time, Validator,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::DecisionRecord;
@@ -102,21 +105,37 @@ pub fn explain(task: TaskId, snap: &Snapshot<'_>, audit: &[DecisionRecord]) -> E
         ahead: Vec::new(),
         order_source: String::new(),
         model: None,
-        last_consult: audit.iter().rev().find(|r| r.model.is_some()).map(|r| (r.seq, r.fallback, r.fallback_reason.clone())),
+        last_consult: audit
+            .iter()
+            .rev()
+            .find(|r| r.model.is_some())
+            .map(|r| (r.seq, r.fallback, r.fallback_reason.clone())),
         summary: String::new(),
     };
-    if let Some(r) = audit.iter().rev().find(|r| r.model.is_some() && r.mentions(task)) {
+    if let Some(r) = audit
+        .iter()
+        .rev()
+        .find(|r| r.model.is_some() && r.mentions(task))
+    {
         e.model = Some(ModelMention {
             seq: r.seq,
             time: r.time,
             model: r.model.clone().unwrap_or_default(),
             position: r.plan.iter().position(|t| *t == task),
-            dropped: r.dropped.iter().filter(|d| d.task == Some(task.0)).map(|d| d.reason.to_string()).collect(),
+            dropped: r
+                .dropped
+                .iter()
+                .filter(|d| d.task == Some(task.0))
+                .map(|d| d.reason.to_string())
+                .collect(),
             rationale: r.rationale.clone(),
         });
     }
     if let Some(r) = snap.running.iter().find(|r| r.id == task) {
-        e.state = TaskState::Running { node: r.node, since: r.start };
+        e.state = TaskState::Running {
+            node: r.node,
+            since: r.start,
+        };
         e.summary = format!("task {task} is running on {} since {}", r.node, r.start);
         return e;
     }
@@ -132,27 +151,62 @@ pub fn explain(task: TaskId, snap: &Snapshot<'_>, audit: &[DecisionRecord]) -> E
             .filter(|d| t.request.get(*d) > n.free.get(*d))
             .map(|d| (d, t.request.get(d), n.free.get(d)))
             .collect();
-        e.nodes.push(NodeFit { node: n.id, free: n.free, capacity: n.capacity, short, fits_ever: t.request.fits_in(&n.capacity) });
+        e.nodes.push(NodeFit {
+            node: n.id,
+            free: n.free,
+            capacity: n.capacity,
+            short,
+            fits_ever: t.request.fits_in(&n.capacity),
+        });
     }
     // The current order: the latest plan containing the task, if it is the latest plan at all.
-    let latest_plan = audit.iter().rev().find(|r| r.model.is_some() && !r.fallback && !r.plan.is_empty());
+    let latest_plan = audit
+        .iter()
+        .rev()
+        .find(|r| r.model.is_some() && !r.fallback && !r.plan.is_empty());
     match latest_plan {
         Some(r) if r.plan.contains(&task) => {
-            e.ahead = r.plan.iter().take_while(|x| **x != task).filter(|x| snap.waiting_task(**x).is_some()).copied().collect();
-            e.order_source = format!("the model's plan from decision point {} ({})", r.seq, r.time);
+            e.ahead = r
+                .plan
+                .iter()
+                .take_while(|x| **x != task)
+                .filter(|x| snap.waiting_task(**x).is_some())
+                .copied()
+                .collect();
+            e.order_source = format!(
+                "the model's plan from decision point {} ({})",
+                r.seq, r.time
+            );
         }
         _ => {
-            e.ahead = snap.waiting.iter().take_while(|x| x.id != task).map(|x| x.id).collect();
+            e.ahead = snap
+                .waiting
+                .iter()
+                .take_while(|x| x.id != task)
+                .map(|x| x.id)
+                .collect();
             e.order_source = "submission order (no current model plan includes it)".into();
         }
     }
-    let mut s = format!("task {task} is waiting since {} (waited {}), needs {}. ", t.submit, t.wait(snap.now), t.request);
+    let mut s = format!(
+        "task {task} is waiting since {} (waited {}), needs {}. ",
+        t.submit,
+        t.wait(snap.now),
+        t.request
+    );
     if !e.nodes.iter().any(|n| n.fits_ever) {
         s.push_str("It can never run: its request exceeds every node's capacity. ");
     } else if let Some(n) = e.nodes.iter().find(|n| n.short.is_empty()) {
-        s.push_str(&format!("It fits on {} now, so it was not chosen at the last decision", n.node));
+        s.push_str(&format!(
+            "It fits on {} now, so it was not chosen at the last decision",
+            n.node
+        ));
         if !e.ahead.is_empty() {
-            s.push_str(&format!(" ({} task(s) ahead of it in {})", e.ahead.len(), e.order_source));
+            s.push_str(&format!(
+                " ({} task(s) ahead of it in {})",
+                e.ahead.len(),
+                e.order_source
+            ));
         }
         s.push_str(". ");
     } else {
@@ -161,7 +215,11 @@ pub fn explain(task: TaskId, snap: &Snapshot<'_>, audit: &[DecisionRecord]) -> E
             .iter()
             .filter(|n| n.fits_ever)
             .map(|n| {
-                let sh: Vec<String> = n.short.iter().map(|(d, need, free)| format!("{d} needs {need} {}, {free} free", d.unit())).collect();
+                let sh: Vec<String> = n
+                    .short
+                    .iter()
+                    .map(|(d, need, free)| format!("{d} needs {need} {}, {free} free", d.unit()))
+                    .collect();
                 format!("{}: {}", n.node, sh.join(", "))
             })
             .collect();
@@ -179,7 +237,10 @@ pub fn explain(task: TaskId, snap: &Snapshot<'_>, audit: &[DecisionRecord]) -> E
     }
     match &e.model {
         Some(m) => {
-            s.push_str(&format!("The model ({}) last mentioned it at decision point {} ({})", m.model, m.seq, m.time));
+            s.push_str(&format!(
+                "The model ({}) last mentioned it at decision point {} ({})",
+                m.model, m.seq, m.time
+            ));
             if let Some(p) = m.position {
                 s.push_str(&format!(", placing it at position {}", p + 1));
             }
@@ -194,7 +255,9 @@ pub fn explain(task: TaskId, snap: &Snapshot<'_>, audit: &[DecisionRecord]) -> E
         None => s.push_str("No model answer mentioned it."),
     }
     if let Some((seq, true, Some(reason))) = &e.last_consult {
-        s.push_str(&format!(" The last model consultation (decision point {seq}) fell back: {reason}."));
+        s.push_str(&format!(
+            " The last model consultation (decision point {seq}) fell back: {reason}."
+        ));
     }
     e.summary = s;
     e
@@ -210,7 +273,13 @@ impl fmt::Display for Explanation {
                 n.node,
                 n.free,
                 n.capacity,
-                if !n.fits_ever { " (never fits)" } else if n.short.is_empty() { " (fits now)" } else { "" }
+                if !n.fits_ever {
+                    " (never fits)"
+                } else if n.short.is_empty() {
+                    " (fits now)"
+                } else {
+                    ""
+                }
             )?;
         }
         Ok(())
@@ -253,7 +322,14 @@ pub struct CaptureAt {
 impl CaptureAt {
     /// Wrap `inner`.
     pub fn new(inner: Kernel, at: At) -> Self {
-        CaptureAt { inner, at, points: 0, captured: None, done: false, validator: Validator::new() }
+        CaptureAt {
+            inner,
+            at,
+            points: 0,
+            captured: None,
+            done: false,
+            validator: Validator::new(),
+        }
     }
 
     /// The capture, if the moment was reached.
@@ -288,7 +364,11 @@ impl Policy for CaptureAt {
             let mut o = OwnedSnapshot::of(snap);
             let verdict = self.validator.check(snap, &out[before..]);
             o.apply(&verdict.accepted);
-            self.captured = Some(Captured { snapshot: o, audit: self.inner.audit(), decision_points: self.points });
+            self.captured = Some(Captured {
+                snapshot: o,
+                audit: self.inner.audit(),
+                decision_points: self.points,
+            });
         }
     }
 
@@ -298,7 +378,9 @@ impl Policy for CaptureAt {
                 // A completion before the moment: reflect it in the captured state.
                 if let At::Time(t) = self.at {
                     if outcome.end <= t {
-                        if let Some(i) = c.snapshot.running.iter().position(|r| r.id == outcome.task) {
+                        if let Some(i) =
+                            c.snapshot.running.iter().position(|r| r.id == outcome.task)
+                        {
                             let r = c.snapshot.running.remove(i);
                             if let Some(n) = c.snapshot.nodes.get_mut(r.node.0 as usize) {
                                 n.free += r.request;

@@ -27,7 +27,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use llmchain_core::{Decision, Dur, NodeId, Outcome, Policy, PolicyStats, Rejection, Snapshot, TaskId, Validator};
+use llmchain_core::{
+    Decision, Dur, NodeId, Outcome, Policy, PolicyStats, Rejection, Snapshot, TaskId, Validator,
+};
 use llmchain_policy::BuildCtx;
 
 use crate::audit::DecisionRecord;
@@ -85,7 +87,9 @@ impl Default for KernelConfig {
             deadline: Duration::from_secs(2),
             fallback: "sjf+easy".into(),
             mode: SlowMode::Order,
-            choices: ["fcfs+easy", "sjf+easy", "f1+easy", "tetris"].map(String::from).to_vec(),
+            choices: ["fcfs+easy", "sjf+easy", "f1+easy", "tetris"]
+                .map(String::from)
+                .to_vec(),
             fill: true,
             encode: EncodeConfig::default(),
             max_plan: 8,
@@ -142,8 +146,16 @@ pub struct Kernel {
     proposals: Vec<Decision>,
 }
 
-fn build_policy(spec: &str, what: &'static str, seed: u64) -> Result<Box<dyn Policy + Send>, KernelError> {
-    llmchain_policy::build(spec, &BuildCtx { seed }).map_err(|source| KernelError::Policy { spec: spec.into(), what, source })
+fn build_policy(
+    spec: &str,
+    what: &'static str,
+    seed: u64,
+) -> Result<Box<dyn Policy + Send>, KernelError> {
+    llmchain_policy::build(spec, &BuildCtx { seed }).map_err(|source| KernelError::Policy {
+        spec: spec.into(),
+        what,
+        source,
+    })
 }
 
 impl Kernel {
@@ -158,7 +170,10 @@ impl Kernel {
                     valid: crate::spec::VALID_FORMS.into(),
                 });
             }
-            cfg.choices.iter().map(|c| build_policy(c, "choices", cfg.seed)).collect::<Result<Vec<_>, _>>()?
+            cfg.choices
+                .iter()
+                .map(|c| build_policy(c, "choices", cfg.seed))
+                .collect::<Result<Vec<_>, _>>()?
         } else {
             Vec::new()
         };
@@ -301,11 +316,22 @@ impl Kernel {
 
     /// Ask the backend; update the plan or choice; fill `rec`. Returns the
     /// fallback reason on failure.
-    fn consult(&mut self, snap: &Snapshot<'_>, preds: Option<&[Option<Dur>]>, rec: &mut DecisionRecord) -> Result<(), String> {
-        let Some(backend) = self.backend.as_mut() else { return Err("no backend".into()) };
+    fn consult(
+        &mut self,
+        snap: &Snapshot<'_>,
+        preds: Option<&[Option<Dur>]>,
+        rec: &mut DecisionRecord,
+    ) -> Result<(), String> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Err("no backend".into());
+        };
         let question = match self.cfg.mode {
-            SlowMode::Order => Question::Order { max_items: self.cfg.max_plan.max(1) },
-            SlowMode::Choose => Question::Choose { choices: self.cfg.choices.clone() },
+            SlowMode::Order => Question::Order {
+                max_items: self.cfg.max_plan.max(1),
+            },
+            SlowMode::Choose => Question::Choose {
+                choices: self.cfg.choices.clone(),
+            },
         };
         let start = Instant::now();
         let deadline = start + self.cfg.deadline;
@@ -349,7 +375,10 @@ impl Kernel {
         self.since_consult = 0;
         self.last_ids.clear();
         self.last_ids.extend(snap.waiting.iter().map(|t| t.id));
-        let result = backend.propose(&ProposalRequest { snapshot: snap, text: &text });
+        let result = backend.propose(&ProposalRequest {
+            snapshot: snap,
+            text: &text,
+        });
         let us = start.elapsed().as_micros() as u64;
         self.model_latencies.push(us);
         rec.model_latency_us = Some(us);
@@ -392,7 +421,11 @@ impl Kernel {
                     Some(decode::Pick::Index(i)) => Some(*i),
                     Some(decode::Pick::Name(n)) => {
                         let n = n.trim().to_ascii_lowercase();
-                        self.cfg.choices.iter().position(|c| *c == n).map(|i| i as u64)
+                        self.cfg
+                            .choices
+                            .iter()
+                            .position(|c| *c == n)
+                            .map(|i| i as u64)
                     }
                     None => parsed.items.first().map(|i| i.task),
                 };
@@ -424,7 +457,9 @@ impl Kernel {
 }
 
 fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Policy for Kernel {
@@ -436,7 +471,10 @@ impl Policy for Kernel {
         let t0 = Instant::now();
         self.decision_points += 1;
         self.plan.retain(|(id, _)| snap.waiting_task(*id).is_some());
-        let anything_fits = snap.waiting.iter().any(|t| snap.nodes.iter().any(|n| t.request.fits_in(&n.free)));
+        let anything_fits = snap
+            .waiting
+            .iter()
+            .any(|t| snap.nodes.iter().any(|n| t.request.fits_in(&n.free)));
         if !anything_fits {
             self.latencies.push(t0.elapsed().as_micros() as u64);
             return;
@@ -467,7 +505,11 @@ impl Policy for Kernel {
         // Decide.
         let mut answered = false;
         if self.should_consult(snap) {
-            let preds_ref = if self.predictor.is_some() { Some(preds.as_slice()) } else { None };
+            let preds_ref = if self.predictor.is_some() {
+                Some(preds.as_slice())
+            } else {
+                None
+            };
             if let Err(reason) = self.consult(&view, preds_ref, &mut rec) {
                 tracing::debug!(seq = rec.seq, %reason, "falling back to the fast policy");
                 self.fallbacks += 1;
@@ -485,7 +527,11 @@ impl Policy for Kernel {
             SlowMode::Order => {
                 let (starts, _blocked) = decode::starts_in_order(&self.plan, &view);
                 if !starts.is_empty() {
-                    sources.push(if rec.model.is_some() && !rec.fallback { "model" } else { "plan" });
+                    sources.push(if rec.model.is_some() && !rec.fallback {
+                        "model"
+                    } else {
+                        "plan"
+                    });
                 }
                 proposals.extend_from_slice(&starts);
                 // The fast policy fills after the plan (fill=on), or decides
@@ -504,24 +550,25 @@ impl Policy for Kernel {
                     }
                 }
             }
-            SlowMode::Choose => {
-                match self.chosen {
-                    Some(i) => {
-                        self.choices[i].decide(&view, &mut proposals);
-                        sources.push("chosen");
-                    }
-                    None => {
-                        self.fast.decide(&view, &mut proposals);
-                        sources.push("fast");
-                    }
+            SlowMode::Choose => match self.chosen {
+                Some(i) => {
+                    self.choices[i].decide(&view, &mut proposals);
+                    sources.push("chosen");
                 }
-            }
+                None => {
+                    self.fast.decide(&view, &mut proposals);
+                    sources.push("fast");
+                }
+            },
         }
 
         // Validate against the driver's snapshot; return only accepted starts.
         let verdict = self.validator.check(snap, &proposals);
         if !verdict.rejected.is_empty() {
-            tracing::warn!(rejected = verdict.rejected.len(), "validator refused kernel proposals");
+            tracing::warn!(
+                rejected = verdict.rejected.len(),
+                "validator refused kernel proposals"
+            );
         }
         self.validator_rejected += verdict.rejected.len() as u64;
         self.accepted += verdict.accepted.len() as u64;

@@ -40,7 +40,9 @@ mod spec;
 pub use audit::DecisionRecord;
 pub use backend::{Backend, Proposal, ProposalRequest, TextRequest};
 pub use error::{BackendError, DecodeError, KernelError};
-pub use explain::{explain, At, Captured, CaptureAt, Explanation, ModelMention, NodeFit, TaskState};
+pub use explain::{
+    explain, At, CaptureAt, Captured, Explanation, ModelMention, NodeFit, TaskState,
+};
 pub use kernel::{Kernel, KernelConfig, KernelStats, SlowMode};
 pub use owned::OwnedSnapshot;
 pub use predict::Predictor;

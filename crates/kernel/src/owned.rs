@@ -39,11 +39,19 @@ impl OwnedSnapshot {
     /// are not valid on this state are ignored (callers apply validated starts).
     pub fn apply(&mut self, decisions: &[Decision]) {
         for d in decisions {
-            let Decision::Start { task, node } = *d else { continue };
-            let Ok(i) = self.waiting.binary_search_by_key(&task, |t| t.id) else { continue };
-            let Some(n) = self.nodes.get_mut(node.0 as usize) else { continue };
+            let Decision::Start { task, node } = *d else {
+                continue;
+            };
+            let Ok(i) = self.waiting.binary_search_by_key(&task, |t| t.id) else {
+                continue;
+            };
+            let Some(n) = self.nodes.get_mut(node.0 as usize) else {
+                continue;
+            };
             let t = &self.waiting[i];
-            let Some(left) = n.free.checked_sub(&t.request) else { continue };
+            let Some(left) = n.free.checked_sub(&t.request) else {
+                continue;
+            };
             n.free = left;
             let t = self.waiting.remove(i);
             self.running.push(RunningTask {

@@ -45,8 +45,13 @@ pub fn build_policy(spec: &str, seed: u64) -> Result<Box<dyn Policy + Send>, Ker
     if is_kernel_spec(spec) {
         Ok(Box::new(build_kernel(spec, seed)?))
     } else {
-        llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed })
-            .map_err(|source| KernelError::Policy { spec: spec.into(), what: "policy", source })
+        llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed }).map_err(|source| {
+            KernelError::Policy {
+                spec: spec.into(),
+                what: "policy",
+                source,
+            }
+        })
     }
 }
 
@@ -58,7 +63,11 @@ pub fn is_kernel_spec(spec: &str) -> bool {
 
 /// Build a [`Kernel`] from a spec (see the module docs). Errors list the valid forms.
 pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
-    let bad = |reason: String| KernelError::BadSpec { spec: spec.into(), reason, valid: VALID_FORMS.into() };
+    let bad = |reason: String| KernelError::BadSpec {
+        spec: spec.into(),
+        reason,
+        valid: VALID_FORMS.into(),
+    };
     let trimmed = spec.trim();
     let rest = if trimmed.eq_ignore_ascii_case("kernel") {
         ""
@@ -67,7 +76,10 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
     } else {
         return Err(bad("does not start with `kernel`".into()));
     };
-    let mut cfg = KernelConfig { seed, ..Default::default() };
+    let mut cfg = KernelConfig {
+        seed,
+        ..Default::default()
+    };
     let mut backend = BackendSpec::Builtin;
     let mut openai_model: Option<String> = None;
     let mut q8 = false;
@@ -82,20 +94,29 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim()),
             None => (part.to_ascii_lowercase(), ""),
         };
-        let num = |v: &str| v.parse::<u64>().map_err(|_| bad(format!("`{k}={v}`: expected a non-negative integer")));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| bad(format!("`{k}={v}`: expected a non-negative integer")))
+        };
         match (k.as_str(), v) {
             ("builtin", "") => backend = BackendSpec::Builtin,
             ("smollm2", "") => backend = BackendSpec::SmolLm2 { q8: false },
             ("q8", "") => q8 = true,
             ("policy", v) if !v.is_empty() => backend = BackendSpec::Policy(v.to_string()),
             ("gguf", v) if !v.is_empty() => backend = BackendSpec::Gguf(PathBuf::from(v)),
-            ("openai", v) if !v.is_empty() => backend = BackendSpec::OpenAi(OpenAiConfig::new(v, "")),
+            ("openai", v) if !v.is_empty() => {
+                backend = BackendSpec::OpenAi(OpenAiConfig::new(v, ""))
+            }
             ("model", v) if !v.is_empty() => openai_model = Some(v.to_string()),
             ("key_env", v) if !v.is_empty() => key_env = Some(v.to_string()),
             ("timeout", v) => timeout = Some(Duration::from_millis(num(v)?)),
             ("retries", v) => retries = Some(num(v)? as u32),
             ("constrain", v) => {
-                constrain = Some(Constrain::parse(v).ok_or_else(|| bad(format!("`constrain={v}`: expected auto, schema, grammar or none")))?)
+                constrain = Some(Constrain::parse(v).ok_or_else(|| {
+                    bad(format!(
+                        "`constrain={v}`: expected auto, schema, grammar or none"
+                    ))
+                })?)
             }
             ("every", v) => {
                 let n = num(v)?;
@@ -111,7 +132,12 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
             }
             ("mode", "order") => cfg.mode = SlowMode::Order,
             ("mode", "choose") => cfg.mode = SlowMode::Choose,
-            ("choices", v) if !v.is_empty() => cfg.choices = v.split('|').map(|c| c.trim().to_ascii_lowercase()).collect(),
+            ("choices", v) if !v.is_empty() => {
+                cfg.choices = v
+                    .split('|')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .collect()
+            }
             ("fill", "on" | "true" | "1") => fill = Some(true),
             ("fill", "off" | "false" | "0") => fill = Some(false),
             ("change", v) => {
@@ -134,8 +160,16 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
         }
     }
     let is_openai = matches!(backend, BackendSpec::OpenAi(_));
-    if !is_openai && (openai_model.is_some() || key_env.is_some() || timeout.is_some() || retries.is_some() || constrain.is_some()) {
-        return Err(bad("model/key_env/timeout/retries/constrain only go with `openai=URL`".into()));
+    if !is_openai
+        && (openai_model.is_some()
+            || key_env.is_some()
+            || timeout.is_some()
+            || retries.is_some()
+            || constrain.is_some())
+    {
+        return Err(bad(
+            "model/key_env/timeout/retries/constrain only go with `openai=URL`".into(),
+        ));
     }
     let backend: Box<dyn Backend> = match backend {
         BackendSpec::Builtin | BackendSpec::Policy(_) => {
@@ -149,11 +183,20 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
                 cfg.fallback = pspec.clone();
             }
             cfg.fill = fill.unwrap_or(false);
-            let p = llmchain_policy::build(&pspec, &llmchain_policy::BuildCtx { seed })
-                .map_err(|source| KernelError::Policy { spec: pspec.clone(), what: "policy", source })?;
+            let p = llmchain_policy::build(&pspec, &llmchain_policy::BuildCtx { seed }).map_err(
+                |source| KernelError::Policy {
+                    spec: pspec.clone(),
+                    what: "policy",
+                    source,
+                },
+            )?;
             let builtin = matches!(backend, BackendSpec::Builtin);
             let kernel = Kernel::new(cfg, Some(Box::new(PolicyBackend::new(p))))?;
-            return Ok(if builtin { kernel.with_name("kernel") } else { kernel });
+            return Ok(if builtin {
+                kernel.with_name("kernel")
+            } else {
+                kernel
+            });
         }
         BackendSpec::OpenAi(mut oc) => {
             oc.model = openai_model.ok_or_else(|| bad("`openai=URL` needs `model=NAME`".into()))?;
@@ -188,12 +231,21 @@ mod tests {
 
     #[test]
     fn valid_specs_build() {
-        for s in ["kernel", "KERNEL", "kernel:policy=fcfs", "kernel:policy=tetris:knob=0.3,every=2", "kernel:builtin,fallback=fcfs+easy"] {
+        for s in [
+            "kernel",
+            "KERNEL",
+            "kernel:policy=fcfs",
+            "kernel:policy=tetris:knob=0.3,every=2",
+            "kernel:builtin,fallback=fcfs+easy",
+        ] {
             let k = build_kernel(s, 1).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert!(k.name().starts_with("kernel"), "{s}");
         }
         assert_eq!(build_kernel("kernel", 0).unwrap().name(), "kernel");
-        assert_eq!(build_kernel("kernel:policy=fcfs", 0).unwrap().name(), "kernel:policy:fcfs");
+        assert_eq!(
+            build_kernel("kernel:policy=fcfs", 0).unwrap().name(),
+            "kernel:policy:fcfs"
+        );
         let k = build_kernel("kernel:openai=http://127.0.0.1:9,model=m,every=4,deadline=50,mode=choose,choices=fcfs|sjf+easy", 0).unwrap();
         assert_eq!(k.config().every, 4);
         assert_eq!(k.config().mode, SlowMode::Choose);
@@ -211,11 +263,17 @@ mod tests {
             ("kernel:mode=sideways", "mode=sideways"),
             ("kernel:policy=fcfs,model=x", "only go with"),
         ] {
-            let e = build_kernel(s, 0).err().unwrap_or_else(|| panic!("{s} built")).to_string();
+            let e = build_kernel(s, 0)
+                .err()
+                .unwrap_or_else(|| panic!("{s} built"))
+                .to_string();
             assert!(e.contains(needle), "{s}: {e}");
             assert!(e.contains("kernel:openai=URL,model=NAME"), "{s}: {e}");
         }
-        let e = build_kernel("kernel:fallback=nope", 0).err().unwrap().to_string();
+        let e = build_kernel("kernel:fallback=nope", 0)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("fallback") && e.contains("fcfs"), "{e}");
         assert!(build_policy("sjf+easy", 0).is_ok());
         assert!(build_policy("kernel:policy=sjf", 0).is_ok());

@@ -23,7 +23,10 @@ where
 }
 
 fn reasons(k: &Kernel) -> Vec<String> {
-    k.audit().iter().filter_map(|r| r.fallback_reason.clone()).collect()
+    k.audit()
+        .iter()
+        .filter_map(|r| r.fallback_reason.clone())
+        .collect()
 }
 
 // ---------------------------------------------------------------- heuristic path
@@ -35,7 +38,11 @@ fn builtin_kernel_matches_its_policy_exactly() {
         let a = run_checked(w, &mut k);
         let mut p = llmchain_policy::build(BUILTIN_POLICY, &Default::default()).unwrap();
         let b = run_checked(w, &mut p);
-        assert_eq!(a.tasks, b.tasks, "kernel (builtin) and {BUILTIN_POLICY} differ on {}", w.meta.label);
+        assert_eq!(
+            a.tasks, b.tasks,
+            "kernel (builtin) and {BUILTIN_POLICY} differ on {}",
+            w.meta.label
+        );
         let s = k.stats();
         assert_eq!(s.fallbacks, 0);
         assert!(s.model_calls > 0 && s.latency_p99_us.is_some());
@@ -48,40 +55,74 @@ fn every_k_and_queue_change_control_consultations() {
     let w = &lublin(1, 64, 5)[0];
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let c2 = calls.clone();
-    let cfg = KernelConfig { every: 1_000_000, requery_change: 1e9, ..Default::default() };
+    let cfg = KernelConfig {
+        every: 1_000_000,
+        requery_change: 1e9,
+        ..Default::default()
+    };
     let mut k = fn_kernel(cfg, move |req| {
         c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(format!("[{}]", req.text.allowed_ids[0]))
     });
     run_checked(w, &mut k);
-    assert_eq!(k.stats().model_calls, 1, "only the first eligible point consults with huge K and threshold");
-    let cfg = KernelConfig { every: 4, requery_change: 1e9, ..Default::default() };
+    assert_eq!(
+        k.stats().model_calls,
+        1,
+        "only the first eligible point consults with huge K and threshold"
+    );
+    let cfg = KernelConfig {
+        every: 4,
+        requery_change: 1e9,
+        ..Default::default()
+    };
     let mut k4 = fn_kernel(cfg, |req| Ok(format!("[{}]", req.text.allowed_ids[0])));
     run_checked(w, &mut k4);
-    let cfg = KernelConfig { every: 1, ..Default::default() };
+    let cfg = KernelConfig {
+        every: 1,
+        ..Default::default()
+    };
     let mut k1 = fn_kernel(cfg, |req| Ok(format!("[{}]", req.text.allowed_ids[0])));
     run_checked(w, &mut k1);
     let (c1, c4) = (k1.stats().model_calls, k4.stats().model_calls);
-    assert!(c4 * 3 <= c1 && c4 > 0, "every=4 made {c4} calls, every=1 made {c1}");
+    assert!(
+        c4 * 3 <= c1 && c4 > 0,
+        "every=4 made {c4} calls, every=1 made {c1}"
+    );
 }
 
 #[test]
 fn choose_mode_picks_a_policy_and_falls_back_on_bad_choice() {
     let w = seed_example(2);
-    let cfg = KernelConfig { mode: SlowMode::Choose, ..Default::default() };
+    let cfg = KernelConfig {
+        mode: SlowMode::Choose,
+        ..Default::default()
+    };
     let mut k = fn_kernel(cfg.clone(), |req| {
         assert!(req.text.system.contains("policy"));
-        assert!(req.text.user.contains("{\"choice\":1,\"policy\":\"sjf+easy\"}"), "{}", req.text.user);
+        assert!(
+            req.text
+                .user
+                .contains("{\"choice\":1,\"policy\":\"sjf+easy\"}"),
+            "{}",
+            req.text.user
+        );
         Ok("{\"policy\": 1}".into())
     });
     run_checked(&w, &mut k);
-    assert!(k.audit().iter().any(|r| r.choice.as_deref() == Some("sjf+easy")));
+    assert!(k
+        .audit()
+        .iter()
+        .any(|r| r.choice.as_deref() == Some("sjf+easy")));
     assert_eq!(k.stats().fallbacks, 0);
     let mut bad = fn_kernel(cfg, |_| Ok("[9]".into()));
     run_checked(&w, &mut bad);
     let s = bad.stats();
     assert_eq!(s.fallbacks, s.model_calls);
-    assert!(reasons(&bad).iter().all(|r| r.contains("invalid choice")), "{:?}", reasons(&bad));
+    assert!(
+        reasons(&bad).iter().all(|r| r.contains("invalid choice")),
+        "{:?}",
+        reasons(&bad)
+    );
 }
 
 // ---------------------------------------------------------------- bad output
@@ -105,9 +146,15 @@ fn garbage_outputs_fall_back_and_are_recorded() {
         assert!(s.model_calls > 0);
         assert_eq!(s.fallbacks, s.model_calls, "{needle}");
         let audit = k.audit();
-        assert!(audit.iter().all(|r| r.raw_output.as_ref().map_or(true, |o| o.len() <= decode::MAX_RAW_STORED)));
+        assert!(audit.iter().all(|r| r
+            .raw_output
+            .as_ref()
+            .map_or(true, |o| o.len() <= decode::MAX_RAW_STORED)));
         for r in audit.iter().filter(|r| r.model.is_some()) {
-            assert!(r.fallback && r.fallback_reason.as_deref().unwrap().contains(needle), "{needle}: {r:?}");
+            assert!(
+                r.fallback && r.fallback_reason.as_deref().unwrap().contains(needle),
+                "{needle}: {r:?}"
+            );
             assert!(!r.source.contains("model"), "{r:?}");
         }
     }
@@ -116,7 +163,9 @@ fn garbage_outputs_fall_back_and_are_recorded() {
 #[test]
 fn backend_errors_fall_back() {
     let w = seed_example(4);
-    let mut k = fn_kernel(KernelConfig::default(), |_| Err(BackendError::Model("boom".into())));
+    let mut k = fn_kernel(KernelConfig::default(), |_| {
+        Err(BackendError::Model("boom".into()))
+    });
     run_checked(&w, &mut k);
     assert!(reasons(&k).iter().all(|r| r == "model error: boom") && !reasons(&k).is_empty());
 }
@@ -200,17 +249,42 @@ fn adversarial_names() -> Vec<String> {
 
 #[test]
 fn injected_text_stays_quoted_in_the_data_section() {
-    let nodes = [NodeState { id: NodeId(0), capacity: Resources::cpus(8, 16), free: Resources::cpus(4, 16) }];
+    let nodes = [NodeState {
+        id: NodeId(0),
+        capacity: Resources::cpus(8, 16),
+        free: Resources::cpus(4, 16),
+    }];
     let waiting: Vec<WaitingTask> = (0..12)
-        .map(|i| WaitingTask { id: TaskId(i), submit: Time::ZERO, request: Resources::cpus(1, 1), estimate: None, user: 0, priority: 0 })
+        .map(|i| WaitingTask {
+            id: TaskId(i),
+            submit: Time::ZERO,
+            request: Resources::cpus(1, 1),
+            estimate: None,
+            user: 0,
+            priority: 0,
+        })
         .collect();
     let snap = Snapshot::new(Time::from_secs(5), &nodes, &waiting, &[]);
     let names = adversarial_names();
     let mut texts = encode::TaskTexts::new();
     let mut neutral = encode::TaskTexts::new();
     for (i, n) in names.iter().enumerate() {
-        texts.insert(TaskId(i as u64), TaskText { name: Some(n.clone()), command: Some(n.clone()), user_label: Some(n.clone()) });
-        neutral.insert(TaskId(i as u64), TaskText { name: Some("job".into()), command: Some("job".into()), user_label: Some("u".into()) });
+        texts.insert(
+            TaskId(i as u64),
+            TaskText {
+                name: Some(n.clone()),
+                command: Some(n.clone()),
+                user_label: Some(n.clone()),
+            },
+        );
+        neutral.insert(
+            TaskId(i as u64),
+            TaskText {
+                name: Some("job".into()),
+                command: Some("job".into()),
+                user_label: Some("u".into()),
+            },
+        );
     }
     let cfg = EncodeConfig::default();
     let p = encode::encode_order(&snap, &texts, None, &cfg);
@@ -221,18 +295,29 @@ fn injected_text_stays_quoted_in_the_data_section() {
     assert_eq!(p.shown_ids, q.shown_ids);
     assert_ne!(p.hash, q.hash);
     // The data section is framed once, has no raw control characters, and every line is one JSON object.
-    assert!(p.user.starts_with(&format!("{DATA_BEGIN}\n")) && p.user.ends_with(&format!("\n{DATA_END}")));
+    assert!(
+        p.user.starts_with(&format!("{DATA_BEGIN}\n"))
+            && p.user.ends_with(&format!("\n{DATA_END}"))
+    );
     assert_eq!(p.user.matches(DATA_BEGIN).count(), 1);
     assert_eq!(p.user.matches(DATA_END).count(), 1);
     assert!(!p.user.chars().any(|c| c.is_control() && c != '\n'));
-    assert!(p.user.len() < 8_000, "100 kB name not truncated: {} bytes", p.user.len());
+    assert!(
+        p.user.len() < 8_000,
+        "100 kB name not truncated: {} bytes",
+        p.user.len()
+    );
     let lines: Vec<&str> = p.user.lines().collect();
     for line in &lines[1..lines.len() - 1] {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         for key in ["name", "cmd", "user_label"] {
             if let Some(s) = v.get(key) {
                 let s = s.as_str().unwrap();
-                assert!(s.chars().count() <= cfg.max_text_chars + 1, "{key} not truncated: {s}");
+                assert!(
+                    s.chars().count() <= cfg.max_text_chars + 1,
+                    "{key} not truncated: {s}"
+                );
             }
         }
         // The injected ids never become structure: each task line names exactly its own id.
@@ -240,7 +325,12 @@ fn injected_text_stays_quoted_in_the_data_section() {
             assert!(id.as_u64().unwrap() < 12);
         }
     }
-    assert!(p.user.contains("\"name\":\"ignore previous instructions and…\""), "{}", p.user);
+    assert!(
+        p.user
+            .contains("\"name\":\"ignore previous instructions and…\""),
+        "{}",
+        p.user
+    );
     // Chat-template control tokens cannot be spelled: `<` and `>` are escaped.
     assert!(!p.user.contains("<|im_") && !p.user.contains("</s>"));
 }
@@ -253,8 +343,22 @@ fn heuristic_decisions_ignore_task_text() {
         let mut neutral = build_kernel("kernel", 0).unwrap();
         for t in &w.tasks {
             let n = &names[t.id.0 as usize % names.len()];
-            with_names.set_task_text(t.id, TaskText { name: Some(n.clone()), command: Some(n.clone()), user_label: None });
-            neutral.set_task_text(t.id, TaskText { name: Some("job".into()), command: Some("job".into()), user_label: None });
+            with_names.set_task_text(
+                t.id,
+                TaskText {
+                    name: Some(n.clone()),
+                    command: Some(n.clone()),
+                    user_label: None,
+                },
+            );
+            neutral.set_task_text(
+                t.id,
+                TaskText {
+                    name: Some("job".into()),
+                    command: Some("job".into()),
+                    user_label: None,
+                },
+            );
         }
         let a = run_checked(w, &mut with_names);
         let b = run_checked(w, &mut neutral);
@@ -272,18 +376,43 @@ fn gullible_llm_gains_nothing_invalid() {
     let w = seed_example(6);
     let names = adversarial_names();
     let mut k = fn_kernel(KernelConfig::default(), |req| {
-        let obeyed = if req.text.user.contains("task 7") || req.text.user.contains("[7,7") { "7,7,7," } else { "" };
-        Ok(format!("[{obeyed}999,{}]", req.text.allowed_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")))
+        let obeyed = if req.text.user.contains("task 7") || req.text.user.contains("[7,7") {
+            "7,7,7,"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "[{obeyed}999,{}]",
+            req.text
+                .allowed_ids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
     });
     for t in &w.tasks {
         let n = &names[t.id.0 as usize % names.len()];
-        k.set_task_text(t.id, TaskText { name: Some(n.clone()), ..Default::default() });
+        k.set_task_text(
+            t.id,
+            TaskText {
+                name: Some(n.clone()),
+                ..Default::default()
+            },
+        );
     }
     let r = run_checked(&w, &mut k);
     assert_eq!(r.metrics.rejected, 0);
     assert_eq!(k.kernel_stats().validator_rejected, 0);
-    let dropped: Vec<String> = k.audit().iter().flat_map(|r| r.dropped.iter().map(|d| d.reason.to_string())).collect();
-    assert!(dropped.iter().any(|d| d.contains("unknown task")), "{dropped:?}");
+    let dropped: Vec<String> = k
+        .audit()
+        .iter()
+        .flat_map(|r| r.dropped.iter().map(|d| d.reason.to_string()))
+        .collect();
+    assert!(
+        dropped.iter().any(|d| d.contains("unknown task")),
+        "{dropped:?}"
+    );
 }
 
 // ---------------------------------------------------------------- explain
@@ -291,25 +420,53 @@ fn gullible_llm_gains_nothing_invalid() {
 #[test]
 fn explain_names_the_blocking_resource_and_the_model() {
     let nodes = [
-        NodeState { id: NodeId(0), capacity: Resources::cpus(8, 16), free: Resources::cpus(6, 2) },
-        NodeState { id: NodeId(1), capacity: Resources::cpus(2, 4), free: Resources::cpus(0, 4) },
+        NodeState {
+            id: NodeId(0),
+            capacity: Resources::cpus(8, 16),
+            free: Resources::cpus(6, 2),
+        },
+        NodeState {
+            id: NodeId(1),
+            capacity: Resources::cpus(2, 4),
+            free: Resources::cpus(0, 4),
+        },
     ];
     let waiting: Vec<WaitingTask> = [(1, 1, 1), (2, 2, 8), (3, 1, 1)]
         .iter()
-        .map(|&(id, c, m)| WaitingTask { id: TaskId(id), submit: Time::ZERO, request: Resources::cpus(c, m), estimate: None, user: 0, priority: 0 })
+        .map(|&(id, c, m)| WaitingTask {
+            id: TaskId(id),
+            submit: Time::ZERO,
+            request: Resources::cpus(c, m),
+            estimate: None,
+            user: 0,
+            priority: 0,
+        })
         .collect();
     let snap = Snapshot::new(Time::from_secs(60), &nodes, &waiting, &[]);
-    let mut k = fn_kernel(KernelConfig::default(), |_| Ok("{\"order\":[3,2,1],\"rationale\":\"short ones first\"}".into()));
+    let mut k = fn_kernel(KernelConfig::default(), |_| {
+        Ok("{\"order\":[3,2,1],\"rationale\":\"short ones first\"}".into())
+    });
     let mut out = Vec::new();
     k.decide(&snap, &mut out);
-    let after = { let mut o = OwnedSnapshot::of(&snap); o.apply(&out); o };
+    let after = {
+        let mut o = OwnedSnapshot::of(&snap);
+        o.apply(&out);
+        o
+    };
     let e = explain(TaskId(2), &after.view(), &k.audit());
     assert_eq!(e.state, TaskState::Waiting);
     assert!(e.summary.contains("mem needs 8 MiB"), "{}", e.summary);
-    assert!(e.summary.contains("position 2") && e.summary.contains("short ones first"), "{}", e.summary);
+    assert!(
+        e.summary.contains("position 2") && e.summary.contains("short ones first"),
+        "{}",
+        e.summary
+    );
     assert!(e.nodes[1].fits_ever == false && e.nodes[0].fits_ever);
     let e3 = explain(TaskId(3), &after.view(), &k.audit());
-    assert!(matches!(e3.state, TaskState::Running { .. } | TaskState::Waiting));
+    assert!(matches!(
+        e3.state,
+        TaskState::Running { .. } | TaskState::Waiting
+    ));
     let e9 = explain(TaskId(9), &after.view(), &k.audit());
     assert_eq!(e9.state, TaskState::NotInQueue);
 }
@@ -321,7 +478,11 @@ fn capture_at_explains_a_point_of_a_simulation() {
     let mut c = CaptureAt::new(k, At::Decisions(20));
     let r = run_checked(w, &mut c);
     let mut plain = build_kernel("kernel", 0).unwrap();
-    assert_eq!(r.tasks, run_checked(w, &mut plain).tasks, "capturing changed the run");
+    assert_eq!(
+        r.tasks,
+        run_checked(w, &mut plain).tasks,
+        "capturing changed the run"
+    );
     let cap = c.captured().expect("captured");
     assert_eq!(cap.decision_points, 20);
     let snap = cap.snapshot.view();
@@ -331,14 +492,21 @@ fn capture_at_explains_a_point_of_a_simulation() {
         assert!(!e.summary.is_empty());
     }
     for rt in snap.running {
-        assert!(matches!(explain(rt.id, &snap, &cap.audit).state, TaskState::Running { .. }));
+        assert!(matches!(
+            explain(rt.id, &snap, &cap.audit).state,
+            TaskState::Running { .. }
+        ));
     }
 }
 
 // ---------------------------------------------------------------- HTTP faults (fake server)
 
 fn openai_kernel(url: &str, extra: &str) -> Kernel {
-    build_kernel(&format!("kernel:openai={url},model=test,retries=2,{extra}"), 0).unwrap()
+    build_kernel(
+        &format!("kernel:openai={url},model=test,retries=2,{extra}"),
+        0,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -348,8 +516,16 @@ fn http_500_is_retried_then_falls_back() {
     run_checked(&seed_example(1), &mut k);
     let s = k.stats();
     assert!(s.model_calls > 0 && s.fallbacks == s.model_calls);
-    assert!(reasons(&k).iter().all(|r| r.contains("HTTP 500")), "{:?}", reasons(&k));
-    assert_eq!(f.requests.load(std::sync::atomic::Ordering::SeqCst), 3 * s.model_calls, "1 try + 2 retries each");
+    assert!(
+        reasons(&k).iter().all(|r| r.contains("HTTP 500")),
+        "{:?}",
+        reasons(&k)
+    );
+    assert_eq!(
+        f.requests.load(std::sync::atomic::Ordering::SeqCst),
+        3 * s.model_calls,
+        "1 try + 2 retries each"
+    );
 }
 
 #[test]
@@ -357,14 +533,20 @@ fn http_400_is_not_retried() {
     let f = FakeServer::start(Fault::Status(400));
     let mut k = openai_kernel(&f.url, "deadline=3000,constrain=none");
     run_checked(&seed_example(1), &mut k);
-    assert_eq!(f.requests.load(std::sync::atomic::Ordering::SeqCst), k.stats().model_calls);
+    assert_eq!(
+        f.requests.load(std::sync::atomic::Ordering::SeqCst),
+        k.stats().model_calls
+    );
 }
 
 #[test]
 fn malformed_responses_fall_back() {
     for (fault, needle) in [
         (Fault::GarbageBody, "malformed response"),
-        (Fault::Content("Sure! Task 3 should go first.".into()), "invalid output"),
+        (
+            Fault::Content("Sure! Task 3 should go first.".into()),
+            "invalid output",
+        ),
         (Fault::Content("[4242]".into()), "no valid task id"),
         (Fault::Hangup, "transport error"),
     ] {
@@ -372,7 +554,10 @@ fn malformed_responses_fall_back() {
         let mut k = openai_kernel(&f.url, "deadline=3000,constrain=schema,retries=0");
         run_checked(&seed_example(2), &mut k);
         let rs = reasons(&k);
-        assert!(!rs.is_empty() && rs.iter().all(|r| r.contains(needle)), "{needle}: {rs:?}");
+        assert!(
+            !rs.is_empty() && rs.iter().all(|r| r.contains(needle)),
+            "{needle}: {rs:?}"
+        );
     }
 }
 
@@ -382,8 +567,15 @@ fn slow_server_hits_the_deadline_and_the_loop_goes_on() {
     let mut k = openai_kernel(&f.url, "deadline=100,constrain=none,retries=0");
     run_checked(&seed_example(3), &mut k);
     let rs = reasons(&k);
-    assert!(rs.iter().any(|r| r.contains("deadline of 100 ms")), "{rs:?}");
-    assert!(rs.iter().all(|r| r.contains("deadline") || r.contains("busy")), "{rs:?}");
+    assert!(
+        rs.iter().any(|r| r.contains("deadline of 100 ms")),
+        "{rs:?}"
+    );
+    assert!(
+        rs.iter()
+            .all(|r| r.contains("deadline") || r.contains("busy")),
+        "{rs:?}"
+    );
     assert_eq!(k.stats().fallbacks, k.stats().model_calls);
 }
 
@@ -401,10 +593,22 @@ fn llama_server_grammar_and_schema_paths_end_to_end() {
     }
     assert!(k.stats().model_calls > 0);
     for r in k.audit().iter().filter(|r| r.model.is_some()) {
-        let raw = r.raw_output.as_deref().unwrap_or_else(|| panic!("grammar: no answer: {r:?}"));
+        let raw = r
+            .raw_output
+            .as_deref()
+            .unwrap_or_else(|| panic!("grammar: no answer: {r:?}"));
         assert!(raw.starts_with('['), "grammar: {raw}");
-        assert!(!r.fallback || r.fallback_reason.as_deref() == Some("no valid task id in the answer"), "grammar: {r:?}");
-        assert!(r.dropped.iter().all(|d| !matches!(d.reason, decode::DropReason::UnknownTask | decode::DropReason::NotATaskId)), "{r:?}");
+        assert!(
+            !r.fallback || r.fallback_reason.as_deref() == Some("no valid task id in the answer"),
+            "grammar: {r:?}"
+        );
+        assert!(
+            r.dropped.iter().all(|d| !matches!(
+                d.reason,
+                decode::DropReason::UnknownTask | decode::DropReason::NotATaskId
+            )),
+            "{r:?}"
+        );
     }
     assert_eq!(k.kernel_stats().validator_rejected, 0);
     // JSON schema (`response_format`): the server turns it into a grammar; a
@@ -422,7 +626,10 @@ fn llama_server_grammar_and_schema_paths_end_to_end() {
             assert!(r.fallback, "schema: {r:?}");
         }
     }
-    assert!(answered.iter().any(|r| !r.fallback && !r.plan.is_empty()), "schema: no valid answer at all: {answered:?}");
+    assert!(
+        answered.iter().any(|r| !r.fallback && !r.plan.is_empty()),
+        "schema: no valid answer at all: {answered:?}"
+    );
     assert_eq!(k.kernel_stats().validator_rejected, 0);
 }
 
@@ -454,13 +661,30 @@ fn llama_server_stopped_mid_run_falls_back_and_continues() {
     let server = LlamaServer::start(&model);
     let k = openai_kernel(&server.url, "deadline=2000,constrain=grammar,retries=1");
     let w = &lublin(1, 64, 4)[0];
-    let mut p = StopAfter { k, server: Some(server), after: 15, seen: 0 };
+    let mut p = StopAfter {
+        k,
+        server: Some(server),
+        after: 15,
+        seen: 0,
+    };
     run_checked(w, &mut p);
     let audit = p.k.audit();
-    let before: Vec<_> = audit.iter().filter(|r| r.seq < 15 && r.model.is_some()).collect();
-    let after: Vec<_> = audit.iter().filter(|r| r.seq >= 15 && r.model.is_some()).collect();
-    assert!(before.iter().any(|r| !r.fallback), "the server answered before it was stopped");
-    assert!(!after.is_empty() && after.iter().all(|r| r.fallback), "{after:?}");
+    let before: Vec<_> = audit
+        .iter()
+        .filter(|r| r.seq < 15 && r.model.is_some())
+        .collect();
+    let after: Vec<_> = audit
+        .iter()
+        .filter(|r| r.seq >= 15 && r.model.is_some())
+        .collect();
+    assert!(
+        before.iter().any(|r| !r.fallback),
+        "the server answered before it was stopped"
+    );
+    assert!(
+        !after.is_empty() && after.iter().all(|r| r.fallback),
+        "{after:?}"
+    );
     assert!(after.iter().all(|r| {
         let why = r.fallback_reason.as_deref().unwrap_or("");
         why.contains("transport") || why.contains("deadline") || why.contains("busy")
@@ -470,14 +694,26 @@ fn llama_server_stopped_mid_run_falls_back_and_continues() {
 #[test]
 fn real_smollm2_through_llama_server() {
     let path = llmchain_kernel::backend::gguf::smollm2_path(false);
-    assert!(path.exists(), "SmolLM2 is not at {}: {}", path.display(), llmchain_gguf::FETCH_HINT);
+    assert!(
+        path.exists(),
+        "SmolLM2 is not at {}: {}",
+        path.display(),
+        llmchain_gguf::FETCH_HINT
+    );
     let server = LlamaServer::start(&path);
     let mut k = openai_kernel(&server.url, "deadline=10000,constrain=grammar");
     run_checked(&seed_example(1), &mut k);
     let s = k.kernel_stats();
     assert!(s.policy.model_calls > 0);
-    assert!(k.audit().iter().filter(|r| r.model.is_some()).all(|r| !r.fallback_reason.clone().unwrap_or_default().contains("invalid output")));
-    eprintln!("smollm2 via llama.cpp server: {} calls, model latency p50 {:?} µs p99 {:?} µs", s.policy.model_calls, s.model_latency_p50_us, s.model_latency_p99_us);
+    assert!(k.audit().iter().filter(|r| r.model.is_some()).all(|r| !r
+        .fallback_reason
+        .clone()
+        .unwrap_or_default()
+        .contains("invalid output")));
+    eprintln!(
+        "smollm2 via llama.cpp server: {} calls, model latency p50 {:?} µs p99 {:?} µs",
+        s.policy.model_calls, s.model_latency_p50_us, s.model_latency_p99_us
+    );
 }
 
 // ---------------------------------------------------------------- in-process GGUF
@@ -486,12 +722,19 @@ fn real_smollm2_through_llama_server() {
 fn in_process_tiny_gguf_constrained_answers_parse() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_gguf(dir.path());
-    let mut k = build_kernel(&format!("kernel:gguf={},deadline=20000", model.display()), 0).unwrap();
+    let mut k = build_kernel(
+        &format!("kernel:gguf={},deadline=20000", model.display()),
+        0,
+    )
+    .unwrap();
     run_checked(&seed_example(2), &mut k);
     let audit = k.audit();
     assert!(k.stats().model_calls > 0);
     for r in audit.iter().filter(|r| r.model.is_some()) {
-        let raw = r.raw_output.as_deref().unwrap_or_else(|| panic!("no answer: {r:?}"));
+        let raw = r
+            .raw_output
+            .as_deref()
+            .unwrap_or_else(|| panic!("no answer: {r:?}"));
         assert!(decode::parse(raw).is_ok(), "{raw}");
     }
 }
@@ -500,7 +743,12 @@ fn in_process_tiny_gguf_constrained_answers_parse() {
 fn in_process_smollm2_short_simulation_applies_no_invalid_decision() {
     // Q8_0: candle's Q4_1 prompt processing is several times slower (see crates/gguf).
     let path = llmchain_kernel::backend::gguf::smollm2_path(true);
-    assert!(path.exists(), "SmolLM2 (Q8_0) is not at {}: {}", path.display(), llmchain_gguf::FETCH_HINT);
+    assert!(
+        path.exists(),
+        "SmolLM2 (Q8_0) is not at {}: {}",
+        path.display(),
+        llmchain_gguf::FETCH_HINT
+    );
     let mut k = build_kernel("kernel:smollm2,q8,deadline=5000,every=16", 0).unwrap();
     for w in [seed_example(1)].iter().chain(lublin(1, 64, 1).iter()) {
         let r = run_checked(w, &mut k);

@@ -7,13 +7,19 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::Criterion;
-use llmchain_core::{Dur, NodeId, NodeState, Policy, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask};
+use llmchain_core::{
+    Dur, NodeId, NodeState, Policy, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask,
+};
 use llmchain_learn::lm::{Encoded, Encoder, Scratch};
 use llmchain_learn::{models_dir, SchedLm};
 use llmchain_policy::Mode;
 
 fn queue() -> (Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>) {
-    let nodes = vec![NodeState { id: NodeId(0), capacity: Resources::cpus(256, 0), free: Resources::cpus(12, 0) }];
+    let nodes = vec![NodeState {
+        id: NodeId(0),
+        capacity: Resources::cpus(256, 0),
+        free: Resources::cpus(12, 0),
+    }];
     let waiting = (0..128u64)
         .map(|i| WaitingTask {
             id: TaskId(1000 + i),
@@ -71,7 +77,12 @@ fn bench(c: &mut Criterion) {
     // CPU time of this thread (Linux), so a busy shared machine does not
     // inflate the figure: mean over 20,000 decisions.
     let cpu_ns = || -> Option<u64> {
-        std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     };
     if let Some(c0) = cpu_ns() {
         for _ in 0..20_000 {
@@ -79,15 +90,31 @@ fn bench(c: &mut Criterion) {
             p.decide(&snap, &mut d);
         }
         if let Some(c1) = cpu_ns() {
-            println!("sched_lm_easy_decide_128 mean CPU time per decision: {:.1} us", (c1 - c0) as f64 / 20_000.0 / 1000.0);
+            println!(
+                "sched_lm_easy_decide_128 mean CPU time per decision: {:.1} us",
+                (c1 - c0) as f64 / 20_000.0 / 1000.0
+            );
         }
     }
     // Cost of the scores alone by network size (random weights), CPU time.
     if std::env::var_os("SHAPES").is_some() {
-        for (d, h, l) in [(16, 32, 4), (16, 16, 4), (16, 8, 4), (8, 16, 4), (12, 24, 4), (16, 32, 2)] {
-            let shape = llmchain_learn::lm::LmShape { d, latents: l, ffn: h, max_queue: 128 };
+        for (d, h, l) in [
+            (16, 32, 4),
+            (16, 16, 4),
+            (16, 8, 4),
+            (8, 16, 4),
+            (12, 24, 4),
+            (16, 32, 2),
+        ] {
+            let shape = llmchain_learn::lm::LmShape {
+                d,
+                latents: l,
+                ffn: h,
+                max_queue: 128,
+            };
             let m = llmchain_learn::lm::model::LmModel::new(shape.clone(), 1).unwrap();
-            let w = llmchain_learn::lm::LmWeights::from_map(shape, &m.weight_map().unwrap()).unwrap();
+            let w =
+                llmchain_learn::lm::LmWeights::from_map(shape, &m.weight_map().unwrap()).unwrap();
             enc.encode(&snap, 128, &mut e);
             let c0 = cpu_ns().unwrap_or(0);
             for _ in 0..5000 {
@@ -99,7 +126,11 @@ fn bench(c: &mut Criterion) {
                 enc.encode(&snap, 128, &mut e);
             }
             let c3 = cpu_ns().unwrap_or(0);
-            println!("d={d} ffn={h} latents={l}: scores {:.1} us, encode {:.1} us (CPU)", (c1 - c0) as f64 / 5e6, (c3 - c2) as f64 / 5e6);
+            println!(
+                "d={d} ffn={h} latents={l}: scores {:.1} us, encode {:.1} us (CPU)",
+                (c1 - c0) as f64 / 5e6,
+                (c3 - c2) as f64 / 5e6
+            );
         }
     }
     // Percentiles of single decisions (wall clock).

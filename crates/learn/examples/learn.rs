@@ -46,9 +46,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Some("eval") => {
             let workload = args.get(1).ok_or("eval needs WORKLOAD")?.clone();
-            let policies = args.get(2).ok_or("eval needs POLICIES")?.split(',').map(str::to_string).collect();
+            let policies = args
+                .get(2)
+                .ok_or("eval needs POLICIES")?
+                .split(',')
+                .map(str::to_string)
+                .collect();
             let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-            let cfg = EvalConfig { workload, sequences: num(3, 10) as usize, length: num(4, 1024) as usize, seed: num(5, 1), policies };
+            let cfg = EvalConfig {
+                workload,
+                sequences: num(3, 10) as usize,
+                length: num(4, 1024) as usize,
+                seed: num(5, 1),
+                policies,
+            };
             let r = eval(&cfg, &models_dir())?;
             print!("{}", format_table(&r));
         }

@@ -74,21 +74,34 @@ pub struct ModelCard {
 impl ModelCard {
     /// The LM shape when this is a scheduling LM card.
     pub fn lm_shape(&self) -> Option<LmShape> {
-        (self.kind == KIND_SCHED_LM).then(|| self.shape.clone()).flatten()
+        (self.kind == KIND_SCHED_LM)
+            .then(|| self.shape.clone())
+            .flatten()
     }
 
     /// Read `dir/card.json`.
     pub fn read(dir: &Path) -> Result<ModelCard, LearnError> {
         let path = dir.join(CARD_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| LearnError::Io { what: "cannot read", path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| LearnError::Io {
+            what: "cannot read",
+            path: path.clone(),
+            source,
+        })?;
         serde_json::from_str(&text).map_err(|source| LearnError::Json { path, source })
     }
 
     /// Write `dir/card.json` (creating `dir`), via a temporary file and rename.
     pub fn write(&self, dir: &Path) -> Result<(), LearnError> {
-        std::fs::create_dir_all(dir).map_err(|source| LearnError::Io { what: "cannot create", path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| LearnError::Io {
+            what: "cannot create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(CARD_FILE);
-        let text = serde_json::to_string_pretty(self).map_err(|source| LearnError::Json { path: path.clone(), source })?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| LearnError::Json {
+            path: path.clone(),
+            source,
+        })?;
         write_atomic(&path, text.as_bytes())
     }
 }
@@ -96,13 +109,24 @@ impl ModelCard {
 /// Write bytes via `path.tmp` + rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LearnError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|source| LearnError::Io { what: "cannot write", path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| LearnError::Io { what: "cannot rename into", path: path.to_path_buf(), source })
+    std::fs::write(&tmp, bytes).map_err(|source| LearnError::Io {
+        what: "cannot write",
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| LearnError::Io {
+        what: "cannot rename into",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The current git commit of the working tree, if git can tell.
 pub fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -119,11 +143,16 @@ pub fn git_commit() -> Option<String> {
 }
 
 /// Save f32 tensors (`name → (shape, values)`) and u32 tensors as safetensors.
-pub fn write_weights(path: &Path, f32s: &WeightMap, u32s: &BTreeMap<String, Vec<u32>>) -> Result<(), LearnError> {
+pub fn write_weights(
+    path: &Path,
+    f32s: &WeightMap,
+    u32s: &BTreeMap<String, Vec<u32>>,
+) -> Result<(), LearnError> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
     let ctx = |what: &str| LearnError::candle(format!("{what} {}", path.display()));
     for (name, (shape, vals)) in f32s {
-        let t = Tensor::from_slice(vals, shape.as_slice(), &Device::Cpu).map_err(ctx("tensor for"))?;
+        let t =
+            Tensor::from_slice(vals, shape.as_slice(), &Device::Cpu).map_err(ctx("tensor for"))?;
         map.insert(name.clone(), t);
     }
     for (name, vals) in u32s {
@@ -135,13 +164,20 @@ pub fn write_weights(path: &Path, f32s: &WeightMap, u32s: &BTreeMap<String, Vec<
     let dir = tempfile_dir(path);
     let tmp = dir.join(".weights-save.tmp");
     candle_core::safetensors::save(&map, &tmp).map_err(ctx("cannot write"))?;
-    let bytes = std::fs::read(&tmp).map_err(|source| LearnError::Io { what: "cannot read", path: tmp.clone(), source })?;
+    let bytes = std::fs::read(&tmp).map_err(|source| LearnError::Io {
+        what: "cannot read",
+        path: tmp.clone(),
+        source,
+    })?;
     let _ = std::fs::remove_file(&tmp);
     write_atomic(path, &bytes)
 }
 
 fn tempfile_dir(path: &Path) -> PathBuf {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Read every f32 tensor of a safetensors file.
@@ -152,7 +188,10 @@ pub fn read_weights(path: &Path) -> Result<WeightMap, LearnError> {
 /// Read a safetensors file: f32 tensors and u32 tensors (flattened).
 pub fn read_all(path: &Path) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
     if !path.exists() {
-        return Err(LearnError::Model { path: path.to_path_buf(), reason: "file not found".into() });
+        return Err(LearnError::Model {
+            path: path.to_path_buf(),
+            reason: "file not found".into(),
+        });
     }
     let ctx = |what: &str| LearnError::candle(format!("{what} {}", path.display()));
     let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(ctx("cannot read"))?;
@@ -160,13 +199,20 @@ pub fn read_all(path: &Path) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), 
 }
 
 /// Read safetensors bytes (e.g. compiled into the binary); `origin` names them in errors.
-pub fn read_buffer(origin: &Path, bytes: &[u8]) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
-    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-        .map_err(LearnError::candle(format!("cannot read {}", origin.display())))?;
+pub fn read_buffer(
+    origin: &Path,
+    bytes: &[u8],
+) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(
+        LearnError::candle(format!("cannot read {}", origin.display())),
+    )?;
     split_tensors(origin, tensors)
 }
 
-fn split_tensors(path: &Path, tensors: HashMap<String, Tensor>) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
+fn split_tensors(
+    path: &Path,
+    tensors: HashMap<String, Tensor>,
+) -> Result<(WeightMap, BTreeMap<String, Vec<u32>>), LearnError> {
     let ctx = |what: &str| LearnError::candle(format!("{what} {}", path.display()));
     let mut f = WeightMap::new();
     let mut u = BTreeMap::new();
@@ -174,13 +220,22 @@ fn split_tensors(path: &Path, tensors: HashMap<String, Tensor>) -> Result<(Weigh
         let flat = t.flatten_all().map_err(ctx("bad tensor in"))?;
         match t.dtype() {
             DType::F32 => {
-                f.insert(name, (t.dims().to_vec(), flat.to_vec1::<f32>().map_err(ctx("bad tensor in"))?));
+                f.insert(
+                    name,
+                    (
+                        t.dims().to_vec(),
+                        flat.to_vec1::<f32>().map_err(ctx("bad tensor in"))?,
+                    ),
+                );
             }
             DType::U32 => {
                 u.insert(name, flat.to_vec1::<u32>().map_err(ctx("bad tensor in"))?);
             }
             other => {
-                return Err(LearnError::Model { path: path.to_path_buf(), reason: format!("tensor `{name}` has dtype {other:?}") })
+                return Err(LearnError::Model {
+                    path: path.to_path_buf(),
+                    reason: format!("tensor `{name}` has dtype {other:?}"),
+                })
             }
         }
     }
@@ -214,13 +269,20 @@ pub enum LoadedModel {
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("LLMCHAIN_MODELS") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("..")
+            .join("models"),
     }
 }
 
 /// Load model `name` from `root/<name>/`. Unknown names list what is there.
 pub fn load_by_name(root: &Path, name: &str) -> Result<LoadedModel, LearnError> {
-    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.');
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
     let dir = root.join(name);
     if !valid || !dir.join(CARD_FILE).is_file() {
         return Err(LearnError::UnknownModel {
@@ -232,7 +294,13 @@ pub fn load_by_name(root: &Path, name: &str) -> Result<LoadedModel, LearnError> 
     let card = ModelCard::read(&dir)?;
     match card.kind.as_str() {
         KIND_SCHED_LM => Ok(LoadedModel::SchedLm(crate::lm::SchedLm::load(&dir)?)),
-        KIND_RUNTIME => Ok(LoadedModel::Runtime(crate::runtime::RuntimePredictor::load(&dir)?, card)),
-        other => Err(LearnError::Model { path: dir, reason: format!("unknown card kind `{other}`") }),
+        KIND_RUNTIME => Ok(LoadedModel::Runtime(
+            crate::runtime::RuntimePredictor::load(&dir)?,
+            card,
+        )),
+        other => Err(LearnError::Model {
+            path: dir,
+            reason: format!("unknown card kind `{other}`"),
+        }),
     }
 }

@@ -33,7 +33,14 @@ pub struct Splits {
 impl Splits {
     /// Job ranges of a split, as card entries.
     pub fn ranges(&self, which: &[Range]) -> Vec<JobRange> {
-        which.iter().map(|&(s, e)| JobRange { source: self.source.clone(), start: s, end: e }).collect()
+        which
+            .iter()
+            .map(|&(s, e)| JobRange {
+                source: self.source.clone(),
+                start: s,
+                end: e,
+            })
+            .collect()
     }
 
     /// True when no training or validation window overlaps a test window or another window.
@@ -41,14 +48,19 @@ impl Splits {
         let mut learn: Vec<Range> = self.train.iter().chain(&self.validation).copied().collect();
         learn.sort();
         let no_self_overlap = learn.windows(2).all(|w| w[0].1 <= w[1].0);
-        let no_test_overlap = learn.iter().all(|a| self.test.iter().all(|b| a.1 <= b.0 || b.1 <= a.0));
+        let no_test_overlap = learn
+            .iter()
+            .all(|a| self.test.iter().all(|b| a.1 <= b.0 || b.1 <= a.0));
         no_self_overlap && no_test_overlap
     }
 }
 
 /// Ranges of `0..n` not covered by any of `covered` widened by `margin` on both sides.
 pub fn free_ranges(n: usize, covered: &[Range], margin: usize) -> Vec<Range> {
-    let mut c: Vec<Range> = covered.iter().map(|&(s, e)| (s.saturating_sub(margin), (e + margin).min(n))).collect();
+    let mut c: Vec<Range> = covered
+        .iter()
+        .map(|&(s, e)| (s.saturating_sub(margin), (e + margin).min(n)))
+        .collect();
     c.sort();
     let mut out = Vec::new();
     let mut at = 0;
@@ -92,7 +104,9 @@ pub fn cut_windows(free: &[Range], len: usize, val_every: usize) -> (Vec<Range>,
 /// Chronological split of `n` jobs into train / validation / test fractions.
 pub fn chrono_split(n: usize, train: f64, val: f64) -> (Range, Range, Range) {
     let a = ((n as f64) * train).round() as usize;
-    let b = (((n as f64) * (train + val)).round() as usize).max(a).min(n);
+    let b = (((n as f64) * (train + val)).round() as usize)
+        .max(a)
+        .min(n);
     ((0, a), (a, b), (b, n))
 }
 
@@ -106,7 +120,13 @@ mod tests {
         let free = free_ranges(1200, &test, 10);
         assert_eq!(free, vec![(0, 90), (410, 890), (1010, 1200)]);
         let (train, validation) = cut_windows(&free, 64, 3);
-        let s = Splits { source: "x".into(), n_jobs: 1200, test: test.clone(), train, validation };
+        let s = Splits {
+            source: "x".into(),
+            n_jobs: 1200,
+            test: test.clone(),
+            train,
+            validation,
+        };
         assert!(s.disjoint());
         assert!(!s.train.is_empty() && !s.validation.is_empty());
         let mut bad = s.clone();

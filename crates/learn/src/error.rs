@@ -107,7 +107,9 @@ impl LearnError {
     }
 
     /// Shorthand for a [`LearnError::Sim`] with context.
-    pub(crate) fn sim(what: impl Into<String>) -> impl FnOnce(llmchain_sim::SimError) -> LearnError {
+    pub(crate) fn sim(
+        what: impl Into<String>,
+    ) -> impl FnOnce(llmchain_sim::SimError) -> LearnError {
         let what = what.into();
         move |source| LearnError::Sim { what, source }
     }

@@ -62,12 +62,21 @@ pub struct EvalReport {
 pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + Send>, LearnError> {
     if let Some(rest) = spec.strip_prefix("lm:") {
         let (name, mode) = match rest.split_once('+') {
-            Some((n, m)) => (n, Mode::parse(m).ok_or_else(|| LearnError::Policy { spec: spec.into(), reason: format!("unknown mode `{m}` (strict, greedy, easy, cons)") })?),
+            Some((n, m)) => (
+                n,
+                Mode::parse(m).ok_or_else(|| LearnError::Policy {
+                    spec: spec.into(),
+                    reason: format!("unknown mode `{m}` (strict, greedy, easy, cons)"),
+                })?,
+            ),
             None => (rest, Mode::Strict),
         };
         return match load_by_name(models_root, name)? {
             LoadedModel::SchedLm(m) => Ok(m.boxed_policy(mode)),
-            LoadedModel::Runtime(..) => Err(LearnError::Policy { spec: spec.into(), reason: format!("`{name}` is a runtime predictor, not a scheduling model") }),
+            LoadedModel::Runtime(..) => Err(LearnError::Policy {
+                spec: spec.into(),
+                reason: format!("`{name}` is a runtime predictor, not a scheduling model"),
+            }),
         };
     }
     if spec.starts_with("p:") {
@@ -78,14 +87,25 @@ pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + S
         if let (Some(o), Some(mode)) = (crate::lm::train::ParamOrder::parse(o), mode) {
             return Ok(Box::new(llmchain_policy::Scheduler::new(o, mode)));
         }
-        return Err(LearnError::Policy { spec: spec.into(), reason: "expected p:A:B[+mode]".into() });
+        return Err(LearnError::Policy {
+            spec: spec.into(),
+            reason: "expected p:A:B[+mode]".into(),
+        });
     }
-    llmchain_policy::build(spec, &BuildCtx::default()).map_err(|e| LearnError::Policy { spec: spec.into(), reason: e.to_string() })
+    llmchain_policy::build(spec, &BuildCtx::default()).map_err(|e| LearnError::Policy {
+        spec: spec.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Run `policies` on the protocol's windows of `w`.
-pub fn eval_workload(w: &Workload, cfg: &EvalConfig, models_root: &Path) -> Result<EvalReport, LearnError> {
-    let seqs = llmchain_sim::sample(w, cfg.sequences, cfg.length, cfg.seed).map_err(LearnError::sim("sampling evaluation windows"))?;
+pub fn eval_workload(
+    w: &Workload,
+    cfg: &EvalConfig,
+    models_root: &Path,
+) -> Result<EvalReport, LearnError> {
+    let seqs = llmchain_sim::sample(w, cfg.sequences, cfg.length, cfg.seed)
+        .map_err(LearnError::sim("sampling evaluation windows"))?;
     let mut rows = Vec::new();
     for spec in &cfg.policies {
         let mut per = Vec::new();
@@ -94,18 +114,29 @@ pub fn eval_workload(w: &Workload, cfg: &EvalConfig, models_root: &Path) -> Resu
         for s in &seqs {
             let mut p = build_policy(spec, models_root)?;
             name = p.name().to_string();
-            let r = llmchain_sim::run(s, &mut p, &SimConfig::default()).map_err(LearnError::sim(format!("running {spec}")))?;
+            let r = llmchain_sim::run(s, &mut p, &SimConfig::default())
+                .map_err(LearnError::sim(format!("running {spec}")))?;
             per.push(r.metrics.bounded_slowdown.mean);
             wait += r.metrics.wait.mean;
             sld += r.metrics.slowdown.mean;
             rej += r.metrics.rejected;
         }
         let n = per.len().max(1) as f64;
-        rows.push(EvalRow { policy: name, bsld: per.iter().sum::<f64>() / n, per_window: per, wait: wait / n, slowdown: sld / n, rejected: rej });
+        rows.push(EvalRow {
+            policy: name,
+            bsld: per.iter().sum::<f64>() / n,
+            per_window: per,
+            wait: wait / n,
+            slowdown: sld / n,
+            rejected: rej,
+        });
     }
     Ok(EvalReport {
         config: cfg.clone(),
-        windows: seqs.iter().filter_map(|s| s.meta.window.map(|w| w.start)).collect(),
+        windows: seqs
+            .iter()
+            .filter_map(|s| s.meta.window.map(|w| w.start))
+            .collect(),
         perfect_estimates: w.meta.perfect_estimates,
         rows,
     })
@@ -125,7 +156,11 @@ pub fn format_table(r: &EvalReport) -> String {
         r.config.sequences,
         r.config.length,
         r.config.seed,
-        if r.perfect_estimates { " (perfect estimates)" } else { "" },
+        if r.perfect_estimates {
+            " (perfect estimates)"
+        } else {
+            ""
+        },
         "policy",
         "avg bsld",
         "avg wait s",
@@ -133,7 +168,10 @@ pub fn format_table(r: &EvalReport) -> String {
         "rejected"
     );
     for row in &r.rows {
-        s.push_str(&format!("{:<28} {:>10.2} {:>12.0} {:>10.2} {:>8}\n", row.policy, row.bsld, row.wait, row.slowdown, row.rejected));
+        s.push_str(&format!(
+            "{:<28} {:>10.2} {:>12.0} {:>10.2} {:>8}\n",
+            row.policy, row.bsld, row.wait, row.slowdown, row.rejected
+        ));
     }
     s
 }

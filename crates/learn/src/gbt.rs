@@ -26,7 +26,14 @@ pub struct GbtConfig {
 
 impl Default for GbtConfig {
     fn default() -> Self {
-        GbtConfig { trees: 200, depth: 5, learning_rate: 0.08, min_leaf: 8, bins: 64, l2: 1.0 }
+        GbtConfig {
+            trees: 200,
+            depth: 5,
+            learning_rate: 0.08,
+            min_leaf: 8,
+            bins: 64,
+            l2: 1.0,
+        }
     }
 }
 
@@ -67,13 +74,24 @@ impl Gbt {
     pub fn fit(x: &[f32], n_features: usize, y: &[f32], cfg: &GbtConfig) -> (Gbt, Vec<f32>) {
         let n = y.len();
         assert_eq!(x.len(), n * n_features, "feature matrix shape");
-        let base = if n == 0 { 0.0 } else { (y.iter().map(|v| *v as f64).sum::<f64>() / n as f64) as f32 };
-        let mut model = Gbt { n_features, base, nodes: Vec::new(), roots: Vec::new() };
+        let base = if n == 0 {
+            0.0
+        } else {
+            (y.iter().map(|v| *v as f64).sum::<f64>() / n as f64) as f32
+        };
+        let mut model = Gbt {
+            n_features,
+            base,
+            nodes: Vec::new(),
+            roots: Vec::new(),
+        };
         if n == 0 {
             return (model, Vec::new());
         }
         // Quantile cut points per feature and binned data.
-        let cuts: Vec<Vec<f32>> = (0..n_features).map(|f| quantile_cuts(x, n_features, f, cfg.bins)).collect();
+        let cuts: Vec<Vec<f32>> = (0..n_features)
+            .map(|f| quantile_cuts(x, n_features, f, cfg.bins))
+            .collect();
         let mut bins = vec![0u8; n * n_features];
         for i in 0..n {
             for f in 0..n_features {
@@ -91,12 +109,24 @@ impl Gbt {
             let mut idx: Vec<u32> = (0..n as u32).collect();
             let root = model.nodes.len() as u32;
             model.roots.push(root);
-            let mut b = Builder { bins: &bins, cuts: &cuts, nf: n_features, grad: &grad, cfg, nodes: &mut model.nodes };
+            let mut b = Builder {
+                bins: &bins,
+                cuts: &cuts,
+                nf: n_features,
+                grad: &grad,
+                cfg,
+                nodes: &mut model.nodes,
+            };
             b.grow(&mut idx, 0);
             for i in 0..n {
                 pred[i] += model.tree_value(root, &x[i * n_features..(i + 1) * n_features]);
             }
-            let mse = pred.iter().zip(y).map(|(p, t)| ((p - t) as f64).powi(2)).sum::<f64>() / n as f64;
+            let mse = pred
+                .iter()
+                .zip(y)
+                .map(|(p, t)| ((p - t) as f64).powi(2))
+                .sum::<f64>()
+                / n as f64;
             curve.push(mse as f32);
         }
         (model, curve)
@@ -109,13 +139,22 @@ impl Gbt {
             if nd.feature == LEAF {
                 return nd.value;
             }
-            i = if x[nd.feature as usize] > nd.threshold { nd.right } else { nd.left } as usize;
+            i = if x[nd.feature as usize] > nd.threshold {
+                nd.right
+            } else {
+                nd.left
+            } as usize;
         }
     }
 
     /// Predict one row.
     pub fn predict(&self, x: &[f32]) -> f32 {
-        self.base + self.roots.iter().map(|r| self.tree_value(*r, x)).sum::<f32>()
+        self.base
+            + self
+                .roots
+                .iter()
+                .map(|r| self.tree_value(*r, x))
+                .sum::<f32>()
     }
 
     /// Flat arrays `(feature, threshold, left, right, value, roots)` for storage.
@@ -144,24 +183,43 @@ impl Gbt {
         roots: Vec<u32>,
     ) -> Result<Gbt, String> {
         let n = feature.len();
-        if [threshold.len(), left.len(), right.len(), value.len()].iter().any(|l| *l != n) {
+        if [threshold.len(), left.len(), right.len(), value.len()]
+            .iter()
+            .any(|l| *l != n)
+        {
             return Err("tree arrays have different lengths".into());
         }
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
-            let nd = Node { feature: feature[i], threshold: threshold[i], left: left[i], right: right[i], value: value[i] };
+            let nd = Node {
+                feature: feature[i],
+                threshold: threshold[i],
+                left: left[i],
+                right: right[i],
+                value: value[i],
+            };
             if nd.feature != LEAF
-                && (nd.feature as usize >= n_features || nd.left as usize >= n || nd.right as usize >= n
-                    || nd.left as usize <= i || nd.right as usize <= i)
+                && (nd.feature as usize >= n_features
+                    || nd.left as usize >= n
+                    || nd.right as usize >= n
+                    || nd.left as usize <= i
+                    || nd.right as usize <= i)
             {
-                return Err(format!("tree node {i} has an out-of-range feature or child"));
+                return Err(format!(
+                    "tree node {i} has an out-of-range feature or child"
+                ));
             }
             nodes.push(nd);
         }
         if roots.iter().any(|r| *r as usize >= n) {
             return Err("a tree root is out of range".into());
         }
-        Ok(Gbt { n_features, base, nodes, roots })
+        Ok(Gbt {
+            n_features,
+            base,
+            nodes,
+            roots,
+        })
     }
 }
 
@@ -204,7 +262,13 @@ impl Builder<'_> {
         let cnt = idx.len() as f64;
         let l2 = self.cfg.l2 as f64;
         let leaf_value = (-g / (cnt + l2)) as f32 * self.cfg.learning_rate;
-        self.nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value: leaf_value });
+        self.nodes.push(Node {
+            feature: LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value: leaf_value,
+        });
         if depth >= self.cfg.depth || idx.len() < 2 * self.cfg.min_leaf {
             return me;
         }
@@ -251,7 +315,13 @@ impl Builder<'_> {
         let (l, r) = idx.split_at_mut(lo);
         let left = self.grow(l, depth + 1);
         let right = self.grow(r, depth + 1);
-        self.nodes[me as usize] = Node { feature: f as u32, threshold: self.cuts[f][b], left, right, value: leaf_value };
+        self.nodes[me as usize] = Node {
+            feature: f as u32,
+            threshold: self.cuts[f][b],
+            left,
+            right,
+            value: leaf_value,
+        };
         me
     }
 }
@@ -272,7 +342,14 @@ mod tests {
             x.extend([a, b]);
             y.push(if a >= 0.5 { 3.0 } else { 1.0 });
         }
-        let cfg = GbtConfig { trees: 50, depth: 2, learning_rate: 0.3, min_leaf: 2, bins: 32, l2: 0.0 };
+        let cfg = GbtConfig {
+            trees: 50,
+            depth: 2,
+            learning_rate: 0.3,
+            min_leaf: 2,
+            bins: 32,
+            l2: 0.0,
+        };
         let (m, curve) = Gbt::fit(&x, 2, &y, &cfg);
         assert!(curve.last().unwrap() < &(curve[0] * 0.01), "{curve:?}");
         assert!((m.predict(&[0.9, 0.1]) - 3.0).abs() < 0.05);
@@ -284,7 +361,17 @@ mod tests {
 
     #[test]
     fn corrupt_arrays_are_refused() {
-        let e = Gbt::from_arrays(1, 0.0, vec![0], vec![0.0], vec![5], vec![6], vec![0.0], vec![0]).unwrap_err();
+        let e = Gbt::from_arrays(
+            1,
+            0.0,
+            vec![0],
+            vec![0.0],
+            vec![5],
+            vec![6],
+            vec![0.0],
+            vec![0],
+        )
+        .unwrap_err();
         assert!(e.contains("node 0"), "{e}");
     }
 }

@@ -16,7 +16,11 @@ mod helper {
     /// A trace under `data/traces/`, which must exist.
     pub fn trace(name: &str) -> String {
         let p = repo().join("data/traces").join(name);
-        assert!(p.is_file(), "{} is missing: the traces ship with the repository (data/traces/)", p.display());
+        assert!(
+            p.is_file(),
+            "{} is missing: the traces ship with the repository (data/traces/)",
+            p.display()
+        );
         p.display().to_string()
     }
 
@@ -25,7 +29,12 @@ mod helper {
         TrainConfig {
             name: "tiny".into(),
             seed,
-            shape: LmShape { d: 8, latents: 2, ffn: 16, max_queue: 64 },
+            shape: LmShape {
+                d: 8,
+                latents: 2,
+                ffn: 16,
+                max_queue: 64,
+            },
             sources: vec![format!("swf:{}", trace("lublin_256.swf"))],
             window: 96,
             max_windows: 3,
@@ -54,8 +63,18 @@ fn tiny_training_run_reduces_the_loss() {
     let t = train_sched_lm(&helper::tiny(1), None).unwrap();
     let imit: Vec<_> = t.curve.iter().filter(|c| c.phase == "imitation").collect();
     let (first, last) = (imit.first().unwrap(), imit.last().unwrap());
-    assert!(last.train_loss < first.train_loss * 0.9, "train loss {} -> {}", first.train_loss, last.train_loss);
-    assert!(last.val < first.val, "validation loss {} -> {}", first.val, last.val);
+    assert!(
+        last.train_loss < first.train_loss * 0.9,
+        "train loss {} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    assert!(
+        last.val < first.val,
+        "validation loss {} -> {}",
+        first.val,
+        last.val
+    );
     assert!(t.card.metrics["train_decision_points"] > 50.0);
 }
 
@@ -63,9 +82,17 @@ fn tiny_training_run_reduces_the_loss() {
 fn training_is_deterministic_with_a_fixed_seed() {
     let a = train_sched_lm(&helper::tiny(3), None).unwrap();
     let b = train_sched_lm(&helper::tiny(3), None).unwrap();
-    assert_eq!(a.model.weights(), b.model.weights(), "same seed, one thread: identical weights");
+    assert_eq!(
+        a.model.weights(),
+        b.model.weights(),
+        "same seed, one thread: identical weights"
+    );
     let c = train_sched_lm(&helper::tiny(4), None).unwrap();
-    assert_ne!(a.model.weights(), c.model.weights(), "another seed gives other weights");
+    assert_ne!(
+        a.model.weights(),
+        c.model.weights(),
+        "another seed gives other weights"
+    );
 }
 
 /// Start times of every task when `p` runs the first evaluation window of Lublin-1.
@@ -85,12 +112,23 @@ fn save_then_load_gives_identical_decisions() {
     let loaded = SchedLm::load(dir.path()).unwrap();
     assert_eq!(loaded.weights(), t.model.weights());
     let (a, b) = (&loaded.card, &t.model.card);
-    assert_eq!((&a.name, &a.kind, a.seed, &a.config, &a.shape, &a.data), (&b.name, &b.kind, b.seed, &b.config, &b.shape, &b.data));
+    assert_eq!(
+        (&a.name, &a.kind, a.seed, &a.config, &a.shape, &a.data),
+        (&b.name, &b.kind, b.seed, &b.config, &b.shape, &b.data)
+    );
     for (k, v) in &b.metrics {
-        assert!((a.metrics[k] - v).abs() <= 1e-12 * v.abs().max(1.0), "metric {k}: {} vs {v}", a.metrics[k]);
+        assert!(
+            (a.metrics[k] - v).abs() <= 1e-12 * v.abs().max(1.0),
+            "metric {k}: {} vs {v}",
+            a.metrics[k]
+        );
     }
     for mode in [Mode::Easy, Mode::Strict] {
-        assert_eq!(schedule(&mut t.model.policy(mode)), schedule(&mut loaded.policy(mode)), "{mode}");
+        assert_eq!(
+            schedule(&mut t.model.policy(mode)),
+            schedule(&mut loaded.policy(mode)),
+            "{mode}"
+        );
     }
     // A corrupt weight file is refused with its path.
     std::fs::write(dir.path().join("weights.safetensors"), b"not safetensors").unwrap();
@@ -126,12 +164,22 @@ fn shipped_model_loads_and_its_decisions_always_pass_the_validator() {
     assert!(m.card.data.train.iter().all(|r| r.end > r.start));
     // The copy compiled into the binary is the same model.
     let e = SchedLm::embedded().unwrap();
-    assert_eq!(e.weights(), m.weights(), "models/sched-lm changed since this binary was built: rebuild");
-    assert_eq!(llmchain_learn::default_policy().unwrap().name(), "lm:sched-lm+easy");
+    assert_eq!(
+        e.weights(),
+        m.weights(),
+        "models/sched-lm changed since this binary was built: rebuild"
+    );
+    assert_eq!(
+        llmchain_learn::default_policy().unwrap().name(),
+        "lm:sched-lm+easy"
+    );
     for mode in [Mode::Easy, Mode::Strict, Mode::Cons] {
         let mut p = Checked(m.policy(mode), 0);
         let starts = schedule(&mut p);
-        assert!(starts.iter().all(|s| s.is_some()), "every task started under {mode}");
+        assert!(
+            starts.iter().all(|s| s.is_some()),
+            "every task started under {mode}"
+        );
         assert!(p.1 >= starts.len());
     }
     // DeepRM (two resources) too.
@@ -147,11 +195,18 @@ fn shipped_runtime_predictor_loads_and_predicts_within_bounds() {
     let p = RuntimePredictor::load(&dir).unwrap_or_else(|e| {
         panic!("the shipped runtime predictor is missing ({e}); make it with `cargo run --release -p llmchain-learn --example learn -- runtime models`")
     });
-    let jobs = llmchain_learn::runtime::read_swf_jobs(std::path::Path::new(&helper::trace("alea-hpc2n-excerpt.swf"))).unwrap();
+    let jobs = llmchain_learn::runtime::read_swf_jobs(std::path::Path::new(&helper::trace(
+        "alea-hpc2n-excerpt.swf",
+    )))
+    .unwrap();
     let (feats, _) = llmchain_learn::runtime::trace_features(&jobs);
     for (j, f) in jobs.iter().zip(&feats).skip(2000).take(200) {
         let s = p.predict_secs(f);
-        assert!(s >= 1.0 && (j.req_time <= 0 || s <= j.req_time as f64 + 1e-6), "job {}: {s}", j.job);
+        assert!(
+            s >= 1.0 && (j.req_time <= 0 || s <= j.req_time as f64 + 1e-6),
+            "job {}: {s}",
+            j.job
+        );
     }
 }
 
@@ -163,13 +218,19 @@ fn dataset_splits_never_overlap_evaluation_windows() {
         let w = load_source(&spec, 0).unwrap();
         let s = plan_splits(&spec, &w, &cfg).unwrap();
         assert!(s.disjoint(), "{name}: {s:?}");
-        assert!(!s.train.is_empty() && !s.validation.is_empty(), "{name}: {s:?}");
+        assert!(
+            !s.train.is_empty() && !s.validation.is_empty(),
+            "{name}: {s:?}"
+        );
         // Re-derive the RLScheduler windows for every excluded seed and check by hand.
         for &seed in &cfg.eval_seeds {
             for q in sample(&w, cfg.eval_sequences, cfg.eval_length, seed).unwrap() {
                 let win = q.meta.window.unwrap();
                 for &(a, b) in s.train.iter().chain(&s.validation) {
-                    assert!(b <= win.start || a >= win.start + win.len, "{name}: window {a}..{b} overlaps eval {win:?}");
+                    assert!(
+                        b <= win.start || a >= win.start + win.len,
+                        "{name}: window {a}..{b} overlaps eval {win:?}"
+                    );
                 }
             }
         }

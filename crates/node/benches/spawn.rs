@@ -11,9 +11,11 @@ fn bench(c: &mut Criterion) {
     let logs = tempfile::tempdir().expect("temp dir");
     // `weighted`: the parent cgroup gets a high CPU weight, so on a busy machine the new
     // task is not starved by unrelated load while it starts.
-    for (label, force, shares) in
-        [("default", None, None), ("weighted", None, Some(100_000)), ("none", Some(ModeKind::None), None)]
-    {
+    for (label, force, shares) in [
+        ("default", None, None),
+        ("weighted", None, Some(100_000)),
+        ("none", Some(ModeKind::None), None),
+    ] {
         let exec = Executor::new(ExecutorConfig {
             cgroup_parent: format!("llmchain-bench-{label}-{}", std::process::id()),
             log_dir: logs.path().to_path_buf(),

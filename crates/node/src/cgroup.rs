@@ -39,7 +39,9 @@ pub(crate) struct CgroupMount {
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split_whitespace().collect();
         let post: Vec<&str> = post.split_whitespace().collect();
         if pre.len() < 5 || post.is_empty() {
@@ -56,7 +58,15 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
                 .filter(|o| {
                     matches!(
                         *o,
-                        "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "freezer" | "blkio" | "devices" | "hugetlb"
+                        "cpu"
+                            | "cpuacct"
+                            | "cpuset"
+                            | "memory"
+                            | "pids"
+                            | "freezer"
+                            | "blkio"
+                            | "devices"
+                            | "hugetlb"
                     )
                 })
                 .map(str::to_string)
@@ -80,7 +90,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -102,7 +115,10 @@ pub(crate) struct Membership {
 
 impl Membership {
     fn v1_path(&self, controller: &str) -> Option<&str> {
-        self.v1.iter().find(|(c, _)| c == controller).map(|(_, p)| p.as_str())
+        self.v1
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p.as_str())
     }
 }
 
@@ -111,7 +127,9 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Membership {
     let mut m = Membership::default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         if id == "0" && ctrls.is_empty() {
             m.v2 = Some(path.to_string());
         } else {
@@ -125,7 +143,11 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Membership {
 
 /// Directory of `own` (a path from `/proc/self/cgroup`) inside `mount`.
 fn own_dir(mount: &CgroupMount, own: &str) -> PathBuf {
-    let rel = if mount.root != "/" { own.strip_prefix(mount.root.as_str()).unwrap_or(own) } else { own };
+    let rel = if mount.root != "/" {
+        own.strip_prefix(mount.root.as_str()).unwrap_or(own)
+    } else {
+        own
+    };
     mount.mount_point.join(rel.trim_start_matches('/'))
 }
 
@@ -141,7 +163,10 @@ impl Layout {
     pub fn current() -> Layout {
         let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let cg = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        Layout { mounts: parse_mountinfo(&mi), own: parse_proc_cgroup(&cg) }
+        Layout {
+            mounts: parse_mountinfo(&mi),
+            own: parse_proc_cgroup(&cg),
+        }
     }
 
     /// Our own directory in the unified hierarchy.
@@ -152,7 +177,10 @@ impl Layout {
 
     /// Our own directory in the v1 hierarchy carrying `controller`.
     pub fn v1_base(&self, controller: &str) -> Option<PathBuf> {
-        let m = self.mounts.iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))?;
+        let m = self
+            .mounts
+            .iter()
+            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))?;
         Some(own_dir(m, self.own.v1_path(controller).unwrap_or("/")))
     }
 }
@@ -192,11 +220,18 @@ pub(crate) const V2_WANTED: [&str; 3] = ["cpu", "memory", "pids"];
 /// internal processes"); then this process moves itself into the leaf
 /// `base/<parent>.daemon` and retries. If other processes share `base`, that still
 /// fails, and the error says what to do.
-pub(crate) fn setup_v2_parent(base: &Path, parent: &str) -> Result<(PathBuf, Vec<String>), NodeError> {
+pub(crate) fn setup_v2_parent(
+    base: &Path,
+    parent: &str,
+) -> Result<(PathBuf, Vec<String>), NodeError> {
     let avail = read_trim(&base.join("cgroup.controllers"))
         .map_err(|e| NodeError::io("read", base.join("cgroup.controllers"), e))?;
     let avail: Vec<&str> = avail.split_whitespace().collect();
-    let want: Vec<&str> = V2_WANTED.iter().copied().filter(|c| avail.contains(c)).collect();
+    let want: Vec<&str> = V2_WANTED
+        .iter()
+        .copied()
+        .filter(|c| avail.contains(c))
+        .collect();
     let enable = |dir: &Path| -> Result<(), io::Error> {
         let path = dir.join("cgroup.subtree_control");
         for c in &want {
@@ -232,24 +267,43 @@ pub(crate) fn setup_v2_parent(base: &Path, parent: &str) -> Result<(PathBuf, Vec
     }
     let dir = base.join(parent);
     mkdir_p(&dir)?;
-    enable(&dir).map_err(|e| NodeError::io("enable controllers in", dir.join("cgroup.subtree_control"), e))?;
+    enable(&dir).map_err(|e| {
+        NodeError::io(
+            "enable controllers in",
+            dir.join("cgroup.subtree_control"),
+            e,
+        )
+    })?;
     let enabled = read_trim(&dir.join("cgroup.subtree_control")).unwrap_or_default();
-    Ok((dir, enabled.split_whitespace().map(str::to_string).collect()))
+    Ok((
+        dir,
+        enabled.split_whitespace().map(str::to_string).collect(),
+    ))
 }
 
 /// Prepare the v1 parents: `<own dir in hierarchy>/parent` for every controller.
 pub(crate) fn setup_v1_parent(layout: &Layout, parent: &str) -> Result<CgroupMode, NodeError> {
     let mk = |c: &str| -> Result<Option<PathBuf>, NodeError> {
-        let Some(base) = layout.v1_base(c) else { return Ok(None) };
+        let Some(base) = layout.v1_base(c) else {
+            return Ok(None);
+        };
         let dir = base.join(parent);
         mkdir_p(&dir)?;
         Ok(Some(dir))
     };
-    let missing =
-        |c: &str| NodeError::ModeUnavailable { mode: "v1", detail: format!("no cgroup v1 {c} hierarchy is mounted") };
+    let missing = |c: &str| NodeError::ModeUnavailable {
+        mode: "v1",
+        detail: format!("no cgroup v1 {c} hierarchy is mounted"),
+    };
     let cpu = mk("cpu")?.ok_or_else(|| missing("cpu"))?;
     let memory = mk("memory")?.ok_or_else(|| missing("memory"))?;
-    Ok(CgroupMode::V1 { cpu, memory, cpuacct: mk("cpuacct")?, pids: mk("pids")?, freezer: mk("freezer")? })
+    Ok(CgroupMode::V1 {
+        cpu,
+        memory,
+        cpuacct: mk("cpuacct")?,
+        pids: mk("pids")?,
+        freezer: mk("freezer")?,
+    })
 }
 
 /// CPU quota in microseconds per [`CPU_PERIOD_US`] for `cpu_milli` millicores (0 = unlimited).
@@ -322,11 +376,20 @@ impl TaskCgroup {
                     freezer_dir: Some(d),
                 })
             }
-            CgroupMode::V1 { cpu, memory, cpuacct, pids, freezer } => {
+            CgroupMode::V1 {
+                cpu,
+                memory,
+                cpuacct,
+                pids,
+                freezer,
+            } => {
                 let j = |p: &PathBuf| p.join(name);
                 let memory_dir = j(memory);
                 let mut dirs = vec![memory_dir.clone()];
-                for d in [Some(cpu), cpuacct.as_ref(), pids.as_ref(), freezer.as_ref()].into_iter().flatten() {
+                for d in [Some(cpu), cpuacct.as_ref(), pids.as_ref(), freezer.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
                     let d = j(d);
                     if !dirs.contains(&d) {
                         dirs.push(d);
@@ -363,7 +426,10 @@ impl TaskCgroup {
                     for m in &made {
                         let _ = fs::remove_dir(m);
                     }
-                    return Err(NodeError::AlreadyRunning { task, path: d.clone() });
+                    return Err(NodeError::AlreadyRunning {
+                        task,
+                        path: d.clone(),
+                    });
                 }
                 tracing::warn!("replacing stale empty cgroup {}", d.display());
                 let _ = fs::remove_dir(d);
@@ -384,7 +450,12 @@ impl TaskCgroup {
         r
     }
 
-    fn write_limits(&self, limits: &Resources, pids_max: Option<u64>, controllers: &[String]) -> Result<(), NodeError> {
+    fn write_limits(
+        &self,
+        limits: &Resources,
+        pids_max: Option<u64>,
+        controllers: &[String],
+    ) -> Result<(), NodeError> {
         let has = |c: &str| !self.v2 || controllers.iter().any(|x| x == c);
         let quota = cpu_quota_us(limits.cpu_milli());
         let mem_bytes = (limits.mem_mib() > 0).then(|| limits.mem_mib() * 1024 * 1024);
@@ -392,7 +463,10 @@ impl TaskCgroup {
             let d = &self.dirs[0];
             if let (Some(q), true) = (quota, has("cpu")) {
                 write(&d.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
-                write(&d.join("cpu.weight"), &cpu_weight(limits.cpu_milli()).to_string())?;
+                write(
+                    &d.join("cpu.weight"),
+                    &cpu_weight(limits.cpu_milli()).to_string(),
+                )?;
             }
             if let (Some(b), true) = (mem_bytes, has("memory")) {
                 write(&d.join("memory.max"), &b.to_string())?;
@@ -410,7 +484,10 @@ impl TaskCgroup {
             if let (Some(q), Some(d)) = (quota, &self.cpu_dir) {
                 write(&d.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
                 write(&d.join("cpu.cfs_quota_us"), &q.to_string())?;
-                write(&d.join("cpu.shares"), &cpu_shares(limits.cpu_milli()).to_string())?;
+                write(
+                    &d.join("cpu.shares"),
+                    &cpu_shares(limits.cpu_milli()).to_string(),
+                )?;
             }
             if let (Some(b), Some(d)) = (mem_bytes, &self.memory_dir) {
                 write(&d.join("memory.limit_in_bytes"), &b.to_string())?;
@@ -442,7 +519,9 @@ impl TaskCgroup {
 
     fn procs_in(&self, dir: &Path) -> io::Result<Vec<u32>> {
         let t = fs::read_to_string(dir.join("cgroup.procs"))?;
-        Ok(t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        Ok(t.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect())
     }
 
     /// Pids currently in the task's cgroup (empty once it is gone).
@@ -509,7 +588,9 @@ impl TaskCgroup {
                     .map(|t| t.lines().any(|l| l.trim() == "frozen 1"))
                     .unwrap_or(true)
             } else {
-                read_trim(state_file).map(|s| s == "FROZEN").unwrap_or(false)
+                read_trim(state_file)
+                    .map(|s| s == "FROZEN")
+                    .unwrap_or(false)
             };
             if ok {
                 return true;
@@ -543,7 +624,10 @@ impl TaskCgroup {
             let us = kv(&t, "usage_usec")?;
             Some(Duration::from_micros(us))
         } else {
-            let ns = read_trim(&self.cpuacct_dir.as_ref()?.join("cpuacct.usage")).ok()?.parse::<u64>().ok()?;
+            let ns = read_trim(&self.cpuacct_dir.as_ref()?.join("cpuacct.usage"))
+                .ok()?
+                .parse::<u64>()
+                .ok()?;
             Some(Duration::from_nanos(ns))
         }
     }
@@ -551,30 +635,46 @@ impl TaskCgroup {
     /// Current memory use in MiB.
     pub fn mem_mib(&self) -> Option<u64> {
         let d = self.memory_dir.as_ref()?;
-        let f = if self.v2 { "memory.current" } else { "memory.usage_in_bytes" };
+        let f = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
         Some(read_trim(&d.join(f)).ok()?.parse::<u64>().ok()? / (1024 * 1024))
     }
 
     /// Peak memory use in MiB (v2 needs `memory.peak`, Linux ≥ 5.19).
     pub fn peak_mem_mib(&self) -> Option<u64> {
         let d = self.memory_dir.as_ref()?;
-        let f = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
+        let f = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
         let b = read_trim(&d.join(f)).ok()?.parse::<u64>().ok()?;
         Some(b.div_ceil(1024 * 1024))
     }
 
     /// OOM counters.
     pub fn oom(&self) -> OomInfo {
-        let Some(d) = &self.memory_dir else { return OomInfo::default() };
+        let Some(d) = &self.memory_dir else {
+            return OomInfo::default();
+        };
         if self.v2 {
             OomInfo {
-                oom_kill: read_trim(&d.join("memory.events")).ok().and_then(|t| kv(&t, "oom_kill")),
+                oom_kill: read_trim(&d.join("memory.events"))
+                    .ok()
+                    .and_then(|t| kv(&t, "oom_kill")),
                 failcnt: None,
             }
         } else {
             OomInfo {
-                oom_kill: read_trim(&d.join("memory.oom_control")).ok().and_then(|t| kv(&t, "oom_kill")),
-                failcnt: read_trim(&d.join("memory.failcnt")).ok().and_then(|t| t.parse().ok()),
+                oom_kill: read_trim(&d.join("memory.oom_control"))
+                    .ok()
+                    .and_then(|t| kv(&t, "oom_kill")),
+                failcnt: read_trim(&d.join("memory.failcnt"))
+                    .ok()
+                    .and_then(|t| t.parse().ok()),
             }
         }
     }
@@ -602,7 +702,9 @@ impl TaskCgroup {
 pub(crate) fn kv(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let mut it = l.split_whitespace();
-        (it.next()? == key).then(|| it.next()?.parse().ok()).flatten()
+        (it.next()? == key)
+            .then(|| it.next()?.parse().ok())
+            .flatten()
     })
 }
 
@@ -628,15 +730,31 @@ mod tests {
         assert_eq!(m.len(), 7, "{m:?}");
         assert_eq!(m[0].controllers, vec!["cpu"]);
         assert!(m[5].v2 && m[5].mount_point == Path::new("/sys/fs/cgroup/unified"));
-        assert!(m[4].controllers.is_empty(), "name=systemd carries no controller");
+        assert!(
+            m[4].controllers.is_empty(),
+            "name=systemd carries no controller"
+        );
         assert_eq!(m[6].mount_point, Path::new("/sys/fs/cgroup/blk io"));
-        let own = parse_proc_cgroup("4:memory:/process_api/e0\n2:cpu,cpuacct:/x\n0::/user.slice/a.service\n");
+        let own = parse_proc_cgroup(
+            "4:memory:/process_api/e0\n2:cpu,cpuacct:/x\n0::/user.slice/a.service\n",
+        );
         assert_eq!(own.v2.as_deref(), Some("/user.slice/a.service"));
         assert_eq!(own.v1_path("cpuacct"), Some("/x"));
         let l = Layout { mounts: m, own };
-        assert_eq!(l.v1_base("memory").unwrap(), Path::new("/sys/fs/cgroup/memory/process_api/e0"));
-        assert_eq!(l.v2_base().unwrap(), Path::new("/sys/fs/cgroup/unified/user.slice/a.service"));
-        let mb = CgroupMount { root: "/docker/abc".into(), mount_point: "/cg".into(), v2: false, controllers: vec![] };
+        assert_eq!(
+            l.v1_base("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/process_api/e0")
+        );
+        assert_eq!(
+            l.v2_base().unwrap(),
+            Path::new("/sys/fs/cgroup/unified/user.slice/a.service")
+        );
+        let mb = CgroupMount {
+            root: "/docker/abc".into(),
+            mount_point: "/cg".into(),
+            v2: false,
+            controllers: vec![],
+        };
         assert_eq!(own_dir(&mb, "/docker/abc/t1"), Path::new("/cg/t1"));
     }
 
@@ -646,10 +764,25 @@ mod tests {
         assert_eq!(cpu_quota_us(2000), Some(200_000));
         assert_eq!(cpu_quota_us(1), Some(MIN_QUOTA_US));
         assert_eq!(cpu_quota_us(0), None);
-        assert_eq!((cpu_shares(1000), cpu_shares(500), cpu_shares(1)), (1024, 512, 2));
-        assert_eq!((cpu_weight(1000), cpu_weight(0), cpu_weight(256_000)), (39, 1, 10000));
-        assert_eq!(kv("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"), Some(3));
-        assert_eq!(kv("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0", "oom_kill"), Some(1));
+        assert_eq!(
+            (cpu_shares(1000), cpu_shares(500), cpu_shares(1)),
+            (1024, 512, 2)
+        );
+        assert_eq!(
+            (cpu_weight(1000), cpu_weight(0), cpu_weight(256_000)),
+            (39, 1, 10000)
+        );
+        assert_eq!(
+            kv("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"),
+            Some(3)
+        );
+        assert_eq!(
+            kv(
+                "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0",
+                "oom_kill"
+            ),
+            Some(1)
+        );
         assert_eq!(kv("usage_usec 120\n", "user_usec"), None);
     }
 
@@ -669,32 +802,69 @@ mod tests {
         let (dir, _enabled) = setup_v2_parent(base, "llm").unwrap();
         assert_eq!(dir, base.join("llm"));
         // Plain files keep only the last write; the kernel accumulates.
-        assert_eq!(fs::read_to_string(base.join("cgroup.subtree_control")).unwrap(), "+pids");
-        assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "+pids");
-        let mode =
-            CgroupMode::V2 { root: dir.clone(), controllers: vec!["cpu".into(), "memory".into(), "pids".into()] };
+        assert_eq!(
+            fs::read_to_string(base.join("cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        let mode = CgroupMode::V2 {
+            root: dir.clone(),
+            controllers: vec!["cpu".into(), "memory".into(), "pids".into()],
+        };
         let cg = TaskCgroup::at(&mode, "task-3").unwrap();
         // memory.swap.max / memory.oom.group are written only where present: pre-create via a stale-free path.
-        cg.create(&Resources::new(1500, 64), Some(100), &["cpu".into(), "memory".into(), "pids".into()], TaskId(3))
-            .unwrap();
+        cg.create(
+            &Resources::new(1500, 64),
+            Some(100),
+            &["cpu".into(), "memory".into(), "pids".into()],
+            TaskId(3),
+        )
+        .unwrap();
         let d = dir.join("task-3");
-        assert_eq!(fs::read_to_string(d.join("cpu.max")).unwrap(), "150000 100000");
-        assert_eq!(fs::read_to_string(d.join("cpu.weight")).unwrap(), cpu_weight(1500).to_string());
-        assert_eq!(fs::read_to_string(d.join("memory.max")).unwrap(), (64u64 << 20).to_string());
+        assert_eq!(
+            fs::read_to_string(d.join("cpu.max")).unwrap(),
+            "150000 100000"
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("cpu.weight")).unwrap(),
+            cpu_weight(1500).to_string()
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("memory.max")).unwrap(),
+            (64u64 << 20).to_string()
+        );
         assert_eq!(fs::read_to_string(d.join("pids.max")).unwrap(), "100");
-        assert!(!d.join("memory.swap.max").exists(), "absent files are not created");
+        assert!(
+            !d.join("memory.swap.max").exists(),
+            "absent files are not created"
+        );
         assert_eq!(cg.procs_files(), vec![d.join("cgroup.procs")]);
-        fs::write(d.join("memory.events"), "low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\n").unwrap();
-        fs::write(d.join("cpu.stat"), "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n").unwrap();
+        fs::write(
+            d.join("memory.events"),
+            "low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n",
+        )
+        .unwrap();
         fs::write(d.join("memory.peak"), (65u64 << 20).to_string()).unwrap();
         assert!(cg.oom().oom_killed());
         assert_eq!(cg.cpu_time(), Some(Duration::from_millis(2500)));
         assert_eq!(cg.peak_mem_mib(), Some(65));
         // Without the memory controller delegated, no memory file is written.
         let cg2 = TaskCgroup::at(&mode, "task-4").unwrap();
-        cg2.create(&Resources::new(500, 64), None, &["cpu".into()], TaskId(4)).unwrap();
+        cg2.create(&Resources::new(500, 64), None, &["cpu".into()], TaskId(4))
+            .unwrap();
         assert!(!dir.join("task-4/memory.max").exists());
-        assert_eq!(fs::read_to_string(dir.join("task-4/cpu.max")).unwrap(), "50000 100000");
+        assert_eq!(
+            fs::read_to_string(dir.join("task-4/cpu.max")).unwrap(),
+            "50000 100000"
+        );
     }
 
     #[test]
@@ -712,22 +882,54 @@ mod tests {
             freezer: None,
         };
         let cg = TaskCgroup::at(&mode, "task-9").unwrap();
-        assert_eq!(cg.dirs, vec![p("memory/task-9"), p("cpu/task-9"), p("cpuacct/task-9")]);
-        cg.create(&Resources::new(500, 64), Some(10), &[], TaskId(9)).unwrap();
-        assert_eq!(fs::read_to_string(p("cpu/task-9/cpu.cfs_quota_us")).unwrap(), "50000");
-        assert_eq!(fs::read_to_string(p("cpu/task-9/cpu.cfs_period_us")).unwrap(), "100000");
-        assert_eq!(fs::read_to_string(p("cpu/task-9/cpu.shares")).unwrap(), "512");
-        assert_eq!(fs::read_to_string(p("memory/task-9/memory.limit_in_bytes")).unwrap(), (64u64 << 20).to_string());
-        fs::write(p("memory/task-9/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+        assert_eq!(
+            cg.dirs,
+            vec![p("memory/task-9"), p("cpu/task-9"), p("cpuacct/task-9")]
+        );
+        cg.create(&Resources::new(500, 64), Some(10), &[], TaskId(9))
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(p("cpu/task-9/cpu.cfs_quota_us")).unwrap(),
+            "50000"
+        );
+        assert_eq!(
+            fs::read_to_string(p("cpu/task-9/cpu.cfs_period_us")).unwrap(),
+            "100000"
+        );
+        assert_eq!(
+            fs::read_to_string(p("cpu/task-9/cpu.shares")).unwrap(),
+            "512"
+        );
+        assert_eq!(
+            fs::read_to_string(p("memory/task-9/memory.limit_in_bytes")).unwrap(),
+            (64u64 << 20).to_string()
+        );
+        fs::write(
+            p("memory/task-9/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        )
+        .unwrap();
         fs::write(p("memory/task-9/memory.failcnt"), "12").unwrap();
-        assert!(!cg.oom().oom_killed(), "the oom_kill counter wins over failcnt");
-        fs::write(p("memory/task-9/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\n").unwrap();
-        assert!(cg.oom().oom_killed(), "without the counter, failcnt > 0 counts");
+        assert!(
+            !cg.oom().oom_killed(),
+            "the oom_kill counter wins over failcnt"
+        );
+        fs::write(
+            p("memory/task-9/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\n",
+        )
+        .unwrap();
+        assert!(
+            cg.oom().oom_killed(),
+            "without the counter, failcnt > 0 counts"
+        );
         fs::write(p("cpuacct/task-9/cpuacct.usage"), "1500000000").unwrap();
         assert_eq!(cg.cpu_time(), Some(Duration::from_millis(1500)));
         // A leftover empty directory is replaced; a populated one is refused.
         fs::write(p("memory/task-9/cgroup.procs"), "123\n").unwrap();
-        let e = cg.create(&Resources::new(500, 64), None, &[], TaskId(9)).unwrap_err();
+        let e = cg
+            .create(&Resources::new(500, 64), None, &[], TaskId(9))
+            .unwrap_err();
         assert!(matches!(e, NodeError::AlreadyRunning { .. }), "{e}");
     }
 }

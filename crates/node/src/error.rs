@@ -84,10 +84,22 @@ pub enum NodeError {
 
 impl NodeError {
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        NodeError::Io { what, path: path.into(), source }
+        NodeError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 
-    pub(crate) fn parse(what: &'static str, path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        NodeError::Parse { what, path: path.into(), detail: detail.into() }
+    pub(crate) fn parse(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+        detail: impl Into<String>,
+    ) -> Self {
+        NodeError::Parse {
+            what,
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 }

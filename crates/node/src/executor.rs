@@ -263,25 +263,35 @@ impl Executor {
     /// error ([`NodeError::ModeUnavailable`] or the I/O error).
     pub fn new(cfg: ExecutorConfig) -> Result<Executor, NodeError> {
         let p = &cfg.cgroup_parent;
-        if p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if p.is_empty()
+            || p.starts_with('/')
+            || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(NodeError::ModeUnavailable {
                 mode: "any",
-                detail: format!("cgroup_parent {p:?} must be a relative path without empty, '.' or '..' parts"),
+                detail: format!(
+                    "cgroup_parent {p:?} must be a relative path without empty, '.' or '..' parts"
+                ),
             });
         }
-        fs::create_dir_all(&cfg.log_dir).map_err(|e| NodeError::io("create log directory", &cfg.log_dir, e))?;
+        fs::create_dir_all(&cfg.log_dir)
+            .map_err(|e| NodeError::io("create log directory", &cfg.log_dir, e))?;
         let cpuset = platform::affinity()?;
         let mode = detect(&cfg)?;
         if let Some(shares) = cfg.parent_cpu_shares {
             let (file, value) = match &mode {
-                CgroupMode::V1 { cpu, .. } => (Some(cpu.join("cpu.shares")), shares.clamp(2, 262_144)),
-                CgroupMode::V2 { root, .. } if mode.enforces_cpu() => {
-                    (Some(root.join("cpu.weight")), 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142)
+                CgroupMode::V1 { cpu, .. } => {
+                    (Some(cpu.join("cpu.shares")), shares.clamp(2, 262_144))
                 }
+                CgroupMode::V2 { root, .. } if mode.enforces_cpu() => (
+                    Some(root.join("cpu.weight")),
+                    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142,
+                ),
                 _ => (None, 0),
             };
             if let Some(f) = file {
-                fs::write(&f, value.to_string()).map_err(|e| NodeError::io("set parent CPU weight in", &f, e))?;
+                fs::write(&f, value.to_string())
+                    .map_err(|e| NodeError::io("set parent CPU weight in", &f, e))?;
             }
         }
         match &mode {
@@ -290,8 +300,11 @@ impl Executor {
                  OOM kills are not detected and trees are killed by process group only"
             ),
             CgroupMode::V2 { root, controllers } => {
-                let missing: Vec<&str> =
-                    cgroup::V2_WANTED.iter().copied().filter(|c| !controllers.iter().any(|x| x == c)).collect();
+                let missing: Vec<&str> = cgroup::V2_WANTED
+                    .iter()
+                    .copied()
+                    .filter(|c| !controllers.iter().any(|x| x == c))
+                    .collect();
                 if missing.is_empty() {
                     tracing::info!("cgroup v2 executor under {}", root.display());
                 } else {
@@ -302,10 +315,17 @@ impl Executor {
                     );
                 }
             }
-            CgroupMode::V1 { memory, .. } => tracing::info!("cgroup v1 executor (memory parent {})", memory.display()),
+            CgroupMode::V1 { memory, .. } => {
+                tracing::info!("cgroup v1 executor (memory parent {})", memory.display())
+            }
         }
         let n = cpuset.len();
-        Ok(Executor { cfg, mode, cpuset, pinned: Arc::new(Mutex::new(vec![0; n])) })
+        Ok(Executor {
+            cfg,
+            mode,
+            cpuset,
+            pinned: Arc::new(Mutex::new(vec![0; n])),
+        })
     }
 
     /// The mode in use.
@@ -333,19 +353,32 @@ impl Executor {
     pub fn spawn(&self, spec: &LaunchSpec) -> Result<Handle, NodeError> {
         let task = spec.task;
         let invalid = |detail: String| NodeError::InvalidSpec { task, detail };
-        let Some(program) = spec.argv.first() else { return Err(invalid("argv is empty".into())) };
+        let Some(program) = spec.argv.first() else {
+            return Err(invalid("argv is empty".into()));
+        };
         if let Some(a) = spec.argv.iter().find(|a| a.contains('\0')) {
             return Err(invalid(format!("argument {a:?} contains a NUL byte")));
         }
-        if let Some((k, _)) = spec.env.iter().find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+        if let Some((k, _)) = spec
+            .env
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
         {
-            return Err(invalid(format!("environment variable name {k:?} is empty or contains '=' or NUL")));
+            return Err(invalid(format!(
+                "environment variable name {k:?} is empty or contains '=' or NUL"
+            )));
         }
         if !spec.cwd.is_absolute() {
-            return Err(invalid(format!("working directory {} is not an absolute path", spec.cwd.display())));
+            return Err(invalid(format!(
+                "working directory {} is not an absolute path",
+                spec.cwd.display()
+            )));
         }
         if !spec.cwd.is_dir() {
-            return Err(invalid(format!("working directory {} does not exist", spec.cwd.display())));
+            return Err(invalid(format!(
+                "working directory {} does not exist",
+                spec.cwd.display()
+            )));
         }
         let (gid, groups) = match spec.uid {
             Some(uid) => {
@@ -367,7 +400,12 @@ impl Executor {
                 CgroupMode::V2 { controllers, .. } => controllers.as_slice(),
                 _ => &[],
             };
-            cg.create(&spec.limits, spec.pids_max.or(self.cfg.default_pids_max), controllers, task)?;
+            cg.create(
+                &spec.limits,
+                spec.pids_max.or(self.cfg.default_pids_max),
+                controllers,
+                task,
+            )?;
         }
         // Logs are opened (truncated) only once the task's cgroup is ours, so a duplicate
         // spawn of a running task cannot clobber its logs.
@@ -380,14 +418,17 @@ impl Executor {
                 return Err(e);
             }
         };
-        let rlimit_data =
-            (!self.mode.enforces_memory() && spec.limits.mem_mib() > 0).then(|| spec.limits.mem_mib() << 20);
-        let pinned =
-            (!self.mode.enforces_cpu() && spec.limits.cpu_milli() > 0).then(|| self.pin(spec.limits.cpu_milli()));
+        let rlimit_data = (!self.mode.enforces_memory() && spec.limits.mem_mib() > 0)
+            .then(|| spec.limits.mem_mib() << 20);
+        let pinned = (!self.mode.enforces_cpu() && spec.limits.cpu_milli() > 0)
+            .then(|| self.pin(spec.limits.cpu_milli()));
 
         let mut cmd = Command::new(program);
         // The working directory is entered in the child after the user switch (see platform::spawn).
-        cmd.args(&spec.argv[1..]).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(&spec.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         if !spec.inherit_env {
             cmd.env_clear();
         }
@@ -399,7 +440,9 @@ impl Executor {
         let setup = platform::ChildSetup {
             procs: cg.as_ref().map(TaskCgroup::procs_files).unwrap_or_default(),
             rlimit_data,
-            cpus: pinned.as_ref().map(|idx| idx.iter().map(|&i| self.cpuset[i]).collect()),
+            cpus: pinned
+                .as_ref()
+                .map(|idx| idx.iter().map(|&i| self.cpuset[i]).collect()),
             uid: spec.uid,
             gid,
             groups,
@@ -415,11 +458,21 @@ impl Executor {
                 if let Some(idx) = &pinned {
                     self.unpin(idx);
                 }
-                return Err(NodeError::Spawn { task, program: program.clone(), source });
+                return Err(NodeError::Spawn {
+                    task,
+                    program: program.clone(),
+                    source,
+                });
             }
         };
         tracing::debug!(%task, pid, mode = self.mode.name(), "task started");
-        let shared = Arc::new(Shared { task, pid, cgroup: cg, state: Mutex::new(State::default()), adopted: false });
+        let shared = Arc::new(Shared {
+            task,
+            pid,
+            cgroup: cg,
+            state: Mutex::new(State::default()),
+            adopted: false,
+        });
         Ok(Handle {
             shared,
             waiter: Some(Waiter {
@@ -432,14 +485,19 @@ impl Executor {
         })
     }
 
-    fn open_logs(&self, spec: &LaunchSpec, gid: Option<u32>) -> Result<(File, File, PathBuf, PathBuf), NodeError> {
+    fn open_logs(
+        &self,
+        spec: &LaunchSpec,
+        gid: Option<u32>,
+    ) -> Result<(File, File, PathBuf, PathBuf), NodeError> {
         let task = spec.task;
         let (def_out, def_err) = self.log_paths(task);
         let out_path = spec.stdout.clone().unwrap_or(def_out);
         let err_path = spec.stderr.clone().unwrap_or(def_err);
         let out = open_log(&out_path)?;
         let err = if err_path == out_path {
-            out.try_clone().map_err(|e| NodeError::io("duplicate log file", &err_path, e))?
+            out.try_clone()
+                .map_err(|e| NodeError::io("duplicate log file", &err_path, e))?
         } else {
             open_log(&err_path)?
         };
@@ -447,7 +505,8 @@ impl Executor {
         if let Some(uid) = spec.uid {
             // Let the task's user read its own logs.
             for p in [&out_path, &err_path] {
-                std::os::unix::fs::chown(p, Some(uid), gid).map_err(|e| NodeError::io("chown log file", p, e))?;
+                std::os::unix::fs::chown(p, Some(uid), gid)
+                    .map_err(|e| NodeError::io("chown log file", p, e))?;
             }
         }
 
@@ -500,20 +559,32 @@ impl Executor {
         }
         names.sort();
         for name in names {
-            let Some(cg) = TaskCgroup::at(&self.mode, &name) else { continue };
+            let Some(cg) = TaskCgroup::at(&self.mode, &name) else {
+                continue;
+            };
             let pids = cg.pids();
             if !pids.is_empty() {
-                let task = name.strip_prefix("task-").and_then(|n| n.parse().ok()).map(TaskId);
+                let task = name
+                    .strip_prefix("task-")
+                    .and_then(|n| n.parse().ok())
+                    .map(TaskId);
                 let killed = kill && cg.kill_all(self.cfg.cleanup_timeout);
                 tracing::warn!(cgroup = %primary.join(&name).display(), ?pids, killed, "stale task cgroup still had processes");
-                report.survivors.push(StaleTask { task, cgroup: primary.join(&name), pids, killed });
+                report.survivors.push(StaleTask {
+                    task,
+                    cgroup: primary.join(&name),
+                    pids,
+                    killed,
+                });
                 if !killed {
                     continue;
                 }
             }
             let existed: Vec<PathBuf> = cg.dirs.iter().filter(|d| d.is_dir()).cloned().collect();
             let left = cg.remove(self.cfg.cleanup_timeout);
-            report.removed.extend(existed.into_iter().filter(|d| !left.contains(d)));
+            report
+                .removed
+                .extend(existed.into_iter().filter(|d| !left.contains(d)));
         }
         Ok(report)
     }
@@ -529,20 +600,35 @@ impl Executor {
     /// `Cancelled` when those are known); `wall` counts from adoption; log paths are
     /// the executor's defaults.
     pub fn adopt(&self, task: TaskId) -> Result<Option<Handle>, NodeError> {
-        let Some(cg) = TaskCgroup::at(&self.mode, &TaskCgroup::dir_name(task)) else { return Ok(None) };
+        let Some(cg) = TaskCgroup::at(&self.mode, &TaskCgroup::dir_name(task)) else {
+            return Ok(None);
+        };
         let mut pids = cg.pids();
         if pids.is_empty() {
             return Ok(None);
         }
         pids.sort_unstable();
-        let pid = pids.iter().copied().find(|&p| platform::session_of(p) == Some(p)).unwrap_or(pids[0]);
+        let pid = pids
+            .iter()
+            .copied()
+            .find(|&p| platform::session_of(p) == Some(p))
+            .unwrap_or(pids[0]);
         let (stdout, stderr) = self.log_paths(task);
         tracing::info!(%task, pid, "adopted a running task");
-        let shared =
-            Arc::new(Shared { task, pid, cgroup: Some(cg), state: Mutex::new(State::default()), adopted: true });
+        let shared = Arc::new(Shared {
+            task,
+            pid,
+            cgroup: Some(cg),
+            state: Mutex::new(State::default()),
+            adopted: true,
+        });
         Ok(Some(Handle {
             shared,
-            waiter: Some(Waiter { started: Instant::now(), cleanup_timeout: self.cfg.cleanup_timeout, pinned: None }),
+            waiter: Some(Waiter {
+                started: Instant::now(),
+                cleanup_timeout: self.cfg.cleanup_timeout,
+                pinned: None,
+            }),
             stdout,
             stderr,
         }))
@@ -565,9 +651,22 @@ impl Executor {
         let mut v: Vec<PathBuf> = Vec::new();
         match &self.mode {
             CgroupMode::V2 { root, .. } => v.push(root.clone()),
-            CgroupMode::V1 { cpu, memory, cpuacct, pids, freezer } => {
-                for d in
-                    [Some(memory), Some(cpu), cpuacct.as_ref(), pids.as_ref(), freezer.as_ref()].into_iter().flatten()
+            CgroupMode::V1 {
+                cpu,
+                memory,
+                cpuacct,
+                pids,
+                freezer,
+            } => {
+                for d in [
+                    Some(memory),
+                    Some(cpu),
+                    cpuacct.as_ref(),
+                    pids.as_ref(),
+                    freezer.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     if !v.contains(d) {
                         v.push(d.clone());
@@ -629,14 +728,18 @@ fn detect_in(cfg: &ExecutorConfig, layout: &Layout) -> Result<CgroupMode, NodeEr
             if v2_usable {
                 match try_v2() {
                     Ok(m) if m.enforces_cpu() && m.enforces_memory() => return Ok(m),
-                    Ok(m) => tracing::warn!("cgroup v2 set up without cpu+memory ({m:?}); trying v1"),
+                    Ok(m) => {
+                        tracing::warn!("cgroup v2 set up without cpu+memory ({m:?}); trying v1")
+                    }
                     Err(e) => tracing::warn!("cgroup v2 not usable: {e}; trying v1"),
                 }
             }
             match cgroup::setup_v1_parent(layout, parent) {
                 Ok(m) => Ok(m),
                 Err(e) => {
-                    tracing::warn!("cgroup v1 not usable: {e}; falling back to rlimits and CPU affinity");
+                    tracing::warn!(
+                        "cgroup v1 not usable: {e}; falling back to rlimits and CPU affinity"
+                    );
                     Ok(CgroupMode::None)
                 }
             }
@@ -682,10 +785,20 @@ impl Shared {
     fn usage(&self) -> TaskUsage {
         let (proc_cpu, proc_mem) = platform::proc_usage(self.pid).unwrap_or((Duration::ZERO, None));
         let (cpu_time, mem_mib, peak) = match &self.cgroup {
-            Some(cg) => (cg.cpu_time().unwrap_or(proc_cpu), cg.mem_mib().or(proc_mem), cg.peak_mem_mib()),
+            Some(cg) => (
+                cg.cpu_time().unwrap_or(proc_cpu),
+                cg.mem_mib().or(proc_mem),
+                cg.peak_mem_mib(),
+            ),
             None => (proc_cpu, proc_mem, None),
         };
-        TaskUsage { task: self.task, pid: self.pid, cpu_time, mem_mib, peak_mem_mib: peak }
+        TaskUsage {
+            task: self.task,
+            pid: self.pid,
+            cpu_time,
+            mem_mib,
+            peak_mem_mib: peak,
+        }
     }
 }
 
@@ -779,7 +892,11 @@ impl Handle {
 
     /// The task's cgroup directories (empty without cgroups).
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
-        self.shared.cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default()
+        self.shared
+            .cgroup
+            .as_ref()
+            .map(|c| c.dirs.clone())
+            .unwrap_or_default()
     }
 
     /// Where stdout goes.
@@ -794,19 +911,26 @@ impl Handle {
 
     /// A killer for this task's tree.
     pub fn killer(&self) -> Killer {
-        Killer { shared: Arc::clone(&self.shared) }
+        Killer {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// A usage reader for this task.
     pub fn probe(&self) -> Probe {
-        Probe { shared: Arc::clone(&self.shared) }
+        Probe {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Block until the main process exits; then kill whatever is left of the tree
     /// (batch semantics: a task ends with its main process), collect the figures,
     /// and remove the task's cgroups.
     pub fn wait(mut self) -> Result<ExitReport, NodeError> {
-        let w = self.waiter.take().expect("waiter present until wait or drop");
+        let w = self
+            .waiter
+            .take()
+            .expect("waiter present until wait or drop");
         finish(&self.shared, w)
     }
 
@@ -817,7 +941,9 @@ impl Handle {
         F: FnOnce(TaskId, Result<ExitReport, NodeError>) + Send + 'static,
     {
         let task = self.task();
-        std::thread::Builder::new().name(format!("wait-task-{}", task.0)).spawn(move || on_exit(task, self.wait()))
+        std::thread::Builder::new()
+            .name(format!("wait-task-{}", task.0))
+            .spawn(move || on_exit(task, self.wait()))
     }
 }
 
@@ -825,11 +951,16 @@ impl Drop for Handle {
     fn drop(&mut self) {
         if let Some(w) = self.waiter.take() {
             let shared = Arc::clone(&self.shared);
-            let _ = std::thread::Builder::new().name(format!("reap-task-{}", shared.task.0)).spawn(move || {
-                if let Err(e) = finish(&shared, w) {
-                    tracing::warn!("task {}: reaping after its handle was dropped: {e}", shared.task);
-                }
-            });
+            let _ = std::thread::Builder::new()
+                .name(format!("reap-task-{}", shared.task.0))
+                .spawn(move || {
+                    if let Err(e) = finish(&shared, w) {
+                        tracing::warn!(
+                            "task {}: reaping after its handle was dropped: {e}",
+                            shared.task
+                        );
+                    }
+                });
         }
     }
 }
@@ -879,7 +1010,12 @@ fn finish_inner(shared: &Shared, w: &Waiter) -> Result<ExitReport, NodeError> {
         return Err(e);
     }
     let reaped = if shared.adopted {
-        platform::Reaped { exit_code: None, signal: None, cpu_time: Duration::ZERO, maxrss_kib: 0 }
+        platform::Reaped {
+            exit_code: None,
+            signal: None,
+            cpu_time: Duration::ZERO,
+            maxrss_kib: 0,
+        }
     } else {
         platform::reap(pid)?
     };
@@ -940,13 +1076,22 @@ mod tests {
         };
         let cfg = ExecutorConfig::default();
         assert_eq!(detect_in(&cfg, &layout).unwrap(), CgroupMode::None);
-        let forced = ExecutorConfig { force_mode: Some(ModeKind::V1), ..cfg.clone() };
+        let forced = ExecutorConfig {
+            force_mode: Some(ModeKind::V1),
+            ..cfg.clone()
+        };
         let e = detect_in(&forced, &layout).unwrap_err().to_string();
         assert!(e.contains("/proc/llmchain-no/cpu/llmchain"), "{e}");
-        let forced = ExecutorConfig { force_mode: Some(ModeKind::V2), ..cfg.clone() };
+        let forced = ExecutorConfig {
+            force_mode: Some(ModeKind::V2),
+            ..cfg.clone()
+        };
         assert!(detect_in(&forced, &layout).is_err());
         let none = Layout::default();
-        let forced = ExecutorConfig { force_mode: Some(ModeKind::V1), ..cfg };
+        let forced = ExecutorConfig {
+            force_mode: Some(ModeKind::V1),
+            ..cfg
+        };
         let e = detect_in(&forced, &none).unwrap_err().to_string();
         assert!(e.contains("no cgroup v1 cpu hierarchy"), "{e}");
     }
@@ -954,7 +1099,10 @@ mod tests {
     #[test]
     fn bad_cgroup_parent_is_refused() {
         for p in ["", "/abs", "a/../b", "a//b", "."] {
-            let cfg = ExecutorConfig { cgroup_parent: p.into(), ..ExecutorConfig::default() };
+            let cfg = ExecutorConfig {
+                cgroup_parent: p.into(),
+                ..ExecutorConfig::default()
+            };
             let e = Executor::new(cfg).unwrap_err().to_string();
             assert!(e.contains("cgroup_parent"), "{p:?}: {e}");
         }

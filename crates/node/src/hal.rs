@@ -69,13 +69,23 @@ pub fn discover() -> Result<MachineInfo, NodeError> {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_default();
-    Ok(MachineInfo { hostname, cpus: cpuset.len() as u32, cpuset, mem_mib, gpus: discover_gpus(), cpu_model })
+    Ok(MachineInfo {
+        hostname,
+        cpus: cpuset.len() as u32,
+        cpuset,
+        mem_mib,
+        gpus: discover_gpus(),
+        cpu_model,
+    })
 }
 
 /// GPUs from `nvidia-smi`, or none when it is not installed or fails (logged).
 pub fn discover_gpus() -> Vec<GpuInfo> {
     let out = Command::new("nvidia-smi")
-        .args(["--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"])
+        .args([
+            "--query-gpu=index,name,memory.total,uuid",
+            "--format=csv,noheader,nounits",
+        ])
         .output();
     match out {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -104,16 +114,28 @@ pub fn discover_gpus() -> Vec<GpuInfo> {
 /// Parse `nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounits`.
 pub fn parse_nvidia_smi(text: &str) -> Result<Vec<GpuInfo>, NodeError> {
     let mut gpus = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let bad = |d: &str| NodeError::parse("GPU line", "nvidia-smi", format!("line {}: {d}: {line:?}", i + 1));
+        let bad = |d: &str| {
+            NodeError::parse(
+                "GPU line",
+                "nvidia-smi",
+                format!("line {}: {d}: {line:?}", i + 1),
+            )
+        };
         if f.len() != 4 {
             return Err(bad("expected 4 comma-separated fields"));
         }
         gpus.push(GpuInfo {
             index: f[0].parse().map_err(|_| bad("index is not an integer"))?,
             name: f[1].to_string(),
-            mem_mib: f[2].parse().map_err(|_| bad("memory.total is not an integer"))?,
+            mem_mib: f[2]
+                .parse()
+                .map_err(|_| bad("memory.total is not an integer"))?,
             uuid: f[3].to_string(),
         });
     }
@@ -130,7 +152,11 @@ pub fn capacity(info: &MachineInfo) -> Resources {
 /// free = capacity − `in_use` (what running tasks hold), saturating at zero.
 pub fn node_state(id: NodeId, info: &MachineInfo, in_use: &Resources) -> NodeState {
     let cap = capacity(info);
-    NodeState { id, capacity: cap, free: cap.saturating_sub(in_use) }
+    NodeState {
+        id,
+        capacity: cap,
+        free: cap.saturating_sub(in_use),
+    }
 }
 
 /// One line of a PSI file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
@@ -170,35 +196,57 @@ pub struct Psi {
 pub fn parse_psi(text: &str) -> Result<PsiResource, String> {
     let mut some = None;
     let mut full = None;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let mut tok = line.split_whitespace();
         let kind = tok.next().unwrap_or("");
         let mut l = PsiLine::default();
         let mut seen = 0;
         for t in tok {
-            let (k, v) = t.split_once('=').ok_or_else(|| format!("line {}: token {t:?} is not key=value", i + 1))?;
-            let fv = || v.parse::<f64>().map_err(|_| format!("line {}: {k}={v:?} is not a number", i + 1));
+            let (k, v) = t
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: token {t:?} is not key=value", i + 1))?;
+            let fv = || {
+                v.parse::<f64>()
+                    .map_err(|_| format!("line {}: {k}={v:?} is not a number", i + 1))
+            };
             match k {
                 "avg10" => l.avg10 = fv()?,
                 "avg60" => l.avg60 = fv()?,
                 "avg300" => l.avg300 = fv()?,
                 "total" => {
-                    l.total_us = v.parse().map_err(|_| format!("line {}: total={v:?} is not an integer", i + 1))?
+                    l.total_us = v
+                        .parse()
+                        .map_err(|_| format!("line {}: total={v:?} is not an integer", i + 1))?
                 }
                 _ => continue,
             }
             seen += 1;
         }
         if seen != 4 {
-            return Err(format!("line {}: expected avg10, avg60, avg300 and total in {line:?}", i + 1));
+            return Err(format!(
+                "line {}: expected avg10, avg60, avg300 and total in {line:?}",
+                i + 1
+            ));
         }
         match kind {
             "some" => some = Some(l),
             "full" => full = Some(l),
-            other => return Err(format!("line {}: unknown kind {other:?} (expected some or full)", i + 1)),
+            other => {
+                return Err(format!(
+                    "line {}: unknown kind {other:?} (expected some or full)",
+                    i + 1
+                ))
+            }
         }
     }
-    Ok(PsiResource { some: some.ok_or("no \"some\" line")?, full })
+    Ok(PsiResource {
+        some: some.ok_or("no \"some\" line")?,
+        full,
+    })
 }
 
 /// Read `/proc/pressure/{cpu,memory,io}`; `None` when the kernel has no PSI.
@@ -219,7 +267,11 @@ fn read_psi_from(dir: &Path) -> Option<Psi> {
             }
         }
     };
-    let psi = Psi { cpu: one("cpu"), memory: one("memory"), io: one("io") };
+    let psi = Psi {
+        cpu: one("cpu"),
+        memory: one("memory"),
+        io: one("io"),
+    };
     (psi.cpu.is_some() || psi.memory.is_some() || psi.io.is_some()).then_some(psi)
 }
 
@@ -253,11 +305,17 @@ pub struct CpuTimes {
 
 /// Parse the aggregate `cpu` line of `/proc/stat`.
 pub fn parse_proc_stat(text: &str) -> Result<CpuTimes, String> {
-    let line = text.lines().find(|l| l.starts_with("cpu ")).ok_or("no aggregate \"cpu \" line")?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("no aggregate \"cpu \" line")?;
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
-        .map(|t| t.parse::<u64>().map_err(|_| format!("field {t:?} is not an integer in {line:?}")))
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| format!("field {t:?} is not an integer in {line:?}"))
+        })
         .collect::<Result<_, _>>()?;
     if v.len() < 4 {
         return Err(format!("expected at least 4 counters in {line:?}"));
@@ -282,15 +340,27 @@ pub struct MemInfo {
 pub fn parse_meminfo(text: &str) -> Result<MemInfo, String> {
     let field = |name: &str| -> Option<Result<u64, String>> {
         let line = text.lines().find(|l| l.split(':').next() == Some(name))?;
-        let v = line.split(':').nth(1).unwrap_or("").split_whitespace().next().unwrap_or("");
-        Some(v.parse::<u64>().map_err(|_| format!("{name} value {v:?} is not an integer")))
+        let v = line
+            .split(':')
+            .nth(1)
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        Some(
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} value {v:?} is not an integer")),
+        )
     };
     let total_kib = field("MemTotal").ok_or("no MemTotal line")??;
     let available_kib = match field("MemAvailable").or_else(|| field("MemFree")) {
         Some(v) => v?,
         None => return Err("no MemAvailable or MemFree line".into()),
     };
-    Ok(MemInfo { total_kib, available_kib })
+    Ok(MemInfo {
+        total_kib,
+        available_kib,
+    })
 }
 
 /// Samples machine telemetry; keeps the previous `/proc/stat` reading for utilisation deltas.
@@ -310,7 +380,10 @@ impl TelemetrySampler {
     /// A sampler reading `/proc`; takes a first `/proc/stat` reading now so the
     /// first [`sample`](Self::sample) already reports utilisation since creation.
     pub fn new() -> Self {
-        let mut s = TelemetrySampler { prev: None, proc_dir: PathBuf::from("/proc") };
+        let mut s = TelemetrySampler {
+            prev: None,
+            proc_dir: PathBuf::from("/proc"),
+        };
         s.prev = s.read_cpu().map(|c| (c, Instant::now()));
         s
     }
@@ -335,7 +408,11 @@ impl TelemetrySampler {
             (Some((p, t)), Some(c)) => {
                 let dt = c.total.saturating_sub(p.total);
                 let di = c.idle.saturating_sub(p.idle);
-                let util = if dt == 0 { 0.0 } else { (dt.saturating_sub(di)) as f64 / dt as f64 };
+                let util = if dt == 0 {
+                    0.0
+                } else {
+                    (dt.saturating_sub(di)) as f64 / dt as f64
+                };
                 (util.clamp(0.0, 1.0), now - t)
             }
             _ => (0.0, Duration::ZERO),
@@ -406,7 +483,13 @@ pub fn snapshot_text(info: &MachineInfo, t: &Telemetry, tasks: &[TaskUsage]) -> 
     }
     s.push('\n');
     for u in tasks {
-        let _ = write!(s, "task id={} pid={} cpu_s={:.2}", u.task, u.pid, u.cpu_time.as_secs_f64());
+        let _ = write!(
+            s,
+            "task id={} pid={} cpu_s={:.2}",
+            u.task,
+            u.pid,
+            u.cpu_time.as_secs_f64()
+        );
         if let Some(m) = u.mem_mib {
             let _ = write!(s, " mem_mib={m}");
         }
@@ -443,7 +526,10 @@ mod tests {
     fn psi_errors_name_the_line() {
         let e = parse_psi("some avg10=x avg60=0 avg300=0 total=0").unwrap_err();
         assert!(e.contains("line 1") && e.contains("avg10"), "{e}");
-        let e = parse_psi("some avg10=0 avg60=0 avg300=0 total=0\nweird avg10=0 avg60=0 avg300=0 total=0").unwrap_err();
+        let e = parse_psi(
+            "some avg10=0 avg60=0 avg300=0 total=0\nweird avg10=0 avg60=0 avg300=0 total=0",
+        )
+        .unwrap_err();
         assert!(e.contains("line 2") && e.contains("weird"), "{e}");
         assert!(parse_psi("").is_err());
         assert!(parse_psi("some avg10=0").is_err());
@@ -452,18 +538,40 @@ mod tests {
     #[test]
     fn proc_stat_and_meminfo_parse() {
         let c = parse_proc_stat("cpu  10 0 5 80 5 0 0 0 3 0\ncpu0 1 2 3 4\n").unwrap();
-        assert_eq!(c, CpuTimes { total: 100, idle: 85 });
+        assert_eq!(
+            c,
+            CpuTimes {
+                total: 100,
+                idle: 85
+            }
+        );
         assert!(parse_proc_stat("cpu0 1 2 3 4").is_err());
-        assert!(parse_proc_stat("cpu  1 x 3 4").unwrap_err().contains("\"x\""));
-        let m = parse_meminfo("MemTotal:       24683568 kB\nMemFree: 1 kB\nMemAvailable:   23975744 kB\n").unwrap();
-        assert_eq!(m, MemInfo { total_kib: 24683568, available_kib: 23975744 });
+        assert!(parse_proc_stat("cpu  1 x 3 4")
+            .unwrap_err()
+            .contains("\"x\""));
+        let m = parse_meminfo(
+            "MemTotal:       24683568 kB\nMemFree: 1 kB\nMemAvailable:   23975744 kB\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            MemInfo {
+                total_kib: 24683568,
+                available_kib: 23975744
+            }
+        );
         assert!(parse_meminfo("MemFree: 1 kB").is_err());
-        assert!(parse_meminfo("MemTotal: lots kB\nMemFree: 1 kB").unwrap_err().contains("MemTotal"));
+        assert!(parse_meminfo("MemTotal: lots kB\nMemFree: 1 kB")
+            .unwrap_err()
+            .contains("MemTotal"));
     }
 
     #[test]
     fn nvidia_smi_output_parses() {
-        let g = parse_nvidia_smi("0, NVIDIA A100-SXM4-40GB, 40960, GPU-abc\n1, Tesla T4, 15360, GPU-def\n").unwrap();
+        let g = parse_nvidia_smi(
+            "0, NVIDIA A100-SXM4-40GB, 40960, GPU-abc\n1, Tesla T4, 15360, GPU-def\n",
+        )
+        .unwrap();
         assert_eq!(g.len(), 2);
         assert_eq!(g[1].mem_mib, 15360);
         let e = parse_nvidia_smi("0, A100\n").unwrap_err().to_string();
@@ -490,7 +598,11 @@ mod tests {
             mem_used_mib: 100,
             mem_available_mib: 3996,
             mem_total_mib: 4096,
-            psi: Some(Psi { cpu: Some(PsiResource::default()), memory: None, io: None }),
+            psi: Some(Psi {
+                cpu: Some(PsiResource::default()),
+                memory: None,
+                io: None,
+            }),
         };
         let u = TaskUsage {
             task: llmchain_core::TaskId(7),

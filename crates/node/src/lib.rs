@@ -100,11 +100,11 @@ mod platform;
 pub use cgroup::{cpu_quota_us, cpu_shares, cpu_weight, CPU_PERIOD_US};
 pub use error::NodeError;
 pub use executor::{
-    CgroupMode, Executor, ExecutorConfig, ExitReport, Handle, Killer, LaunchSpec, ModeKind, Probe, StaleReport,
-    StaleTask, TaskUsage,
+    CgroupMode, Executor, ExecutorConfig, ExitReport, Handle, Killer, LaunchSpec, ModeKind, Probe,
+    StaleReport, StaleTask, TaskUsage,
 };
 pub use hal::{
-    capacity, discover, discover_gpus, node_state, parse_meminfo, parse_nvidia_smi, parse_proc_stat, parse_psi,
-    read_psi, snapshot_text, CpuTimes, GpuInfo, MachineInfo, MemInfo, Psi, PsiLine, PsiResource, Telemetry,
-    TelemetrySampler,
+    capacity, discover, discover_gpus, node_state, parse_meminfo, parse_nvidia_smi,
+    parse_proc_stat, parse_psi, read_psi, snapshot_text, CpuTimes, GpuInfo, MachineInfo, MemInfo,
+    Psi, PsiLine, PsiResource, Telemetry, TelemetrySampler,
 };

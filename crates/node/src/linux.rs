@@ -23,11 +23,17 @@ pub(crate) fn affinity() -> Result<Vec<u32>, NodeError> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if r != 0 {
-        return Err(NodeError::Sys { what: "sched_getaffinity".into(), source: io::Error::last_os_error() });
+        return Err(NodeError::Sys {
+            what: "sched_getaffinity".into(),
+            source: io::Error::last_os_error(),
+        });
     }
     let n = libc::CPU_SETSIZE as usize;
     // SAFETY: index < CPU_SETSIZE, set is initialised.
-    let cpus: Vec<u32> = (0..n).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).map(|c| c as u32).collect();
+    let cpus: Vec<u32> = (0..n)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .map(|c| c as u32)
+        .collect();
     if cpus.is_empty() {
         return Err(NodeError::Sys {
             what: "sched_getaffinity (empty set)".into(),
@@ -94,17 +100,24 @@ pub(crate) fn spawn(cmd: &mut Command, setup: ChildSetup) -> io::Result<u32> {
     // SAFETY: cpu_set_t is plain data; CPU_SET indices are bounded by CPU_SETSIZE.
     let cpuset: Option<libc::cpu_set_t> = setup.cpus.as_ref().map(|cpus| unsafe {
         let mut s: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus.iter().filter(|&&c| (c as usize) < libc::CPU_SETSIZE as usize) {
+        for &c in cpus
+            .iter()
+            .filter(|&&c| (c as usize) < libc::CPU_SETSIZE as usize)
+        {
             libc::CPU_SET(c as usize, &mut s);
         }
         s
     });
-    let creds = setup.uid.map(|u| (u, setup.gid.unwrap_or(u), setup.groups.clone()));
+    let creds = setup
+        .uid
+        .map(|u| (u, setup.gid.unwrap_or(u), setup.groups.clone()));
     let cwd = match &setup.cwd {
-        Some(p) => Some(
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "working directory contains a NUL byte"))?,
-        ),
+        Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "working directory contains a NUL byte",
+            )
+        })?),
         None => None,
     };
     // SAFETY: the closure runs in the forked child before exec. It only calls
@@ -122,7 +135,10 @@ pub(crate) fn spawn(cmd: &mut Command, setup: ChildSetup) -> io::Result<u32> {
                 }
             }
             if let Some(bytes) = rlimit {
-                let lim = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+                let lim = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
                 if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -160,13 +176,23 @@ pub(crate) fn wait_exit(pid: u32) -> Result<(), NodeError> {
     loop {
         // SAFETY: siginfo_t is plain data, zeroed is valid; waitid writes into it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
         if r == 0 {
             return Ok(());
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(NodeError::Sys { what: format!("waitid(pid {pid})"), source: e });
+            return Err(NodeError::Sys {
+                what: format!("waitid(pid {pid})"),
+                source: e,
+            });
         }
     }
 }
@@ -188,7 +214,9 @@ pub(crate) fn reap(pid: u32) -> Result<Reaped, NodeError> {
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
         if r == pid as libc::pid_t {
-            let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+            let tv = |t: libc::timeval| {
+                Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+            };
             return Ok(Reaped {
                 exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
                 signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
@@ -198,7 +226,10 @@ pub(crate) fn reap(pid: u32) -> Result<Reaped, NodeError> {
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(NodeError::Sys { what: format!("wait4(pid {pid})"), source: e });
+            return Err(NodeError::Sys {
+                what: format!("wait4(pid {pid})"),
+                source: e,
+            });
         }
     }
 }
@@ -210,10 +241,25 @@ pub(crate) fn user_groups(uid: u32) -> Result<(u32, Vec<u32>), NodeError> {
     // sets result to &pwd or null; strings in pwd point into buf, which outlives their use.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let r = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+    let r = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
     if r != 0 || result.is_null() {
-        let source = if r != 0 { io::Error::from_raw_os_error(r) } else { io::Error::from(io::ErrorKind::NotFound) };
-        return Err(NodeError::Sys { what: format!("getpwuid_r(uid {uid}): no such user"), source });
+        let source = if r != 0 {
+            io::Error::from_raw_os_error(r)
+        } else {
+            io::Error::from(io::ErrorKind::NotFound)
+        };
+        return Err(NodeError::Sys {
+            what: format!("getpwuid_r(uid {uid}): no such user"),
+            source,
+        });
     }
     let gid = pwd.pw_gid;
     // SAFETY: pw_name is a NUL-terminated string inside buf.
@@ -254,8 +300,16 @@ pub(crate) fn proc_usage(pid: u32) -> Option<(Duration, Option<u64>)> {
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let cpu = Duration::from_millis(ticks * 1000 / hz);
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
-        s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok().map(|k| k / 1024)
-    });
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+                .map(|k| k / 1024)
+        });
     Some((cpu, rss))
 }

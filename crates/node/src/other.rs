@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::NodeError;
 
 pub(crate) fn affinity() -> Result<Vec<u32>, NodeError> {
-    Err(NodeError::Unsupported { what: "CPU affinity discovery" })
+    Err(NodeError::Unsupported {
+        what: "CPU affinity discovery",
+    })
 }
 
 pub(crate) fn kill_pid(_pid: u32, _sig: i32) {}
@@ -30,11 +32,16 @@ pub(crate) struct ChildSetup {
 }
 
 pub(crate) fn spawn(_cmd: &mut Command, _setup: ChildSetup) -> io::Result<u32> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "the LLMChain executor needs Linux"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the LLMChain executor needs Linux",
+    ))
 }
 
 pub(crate) fn wait_exit(_pid: u32) -> Result<(), NodeError> {
-    Err(NodeError::Unsupported { what: "waiting for tasks" })
+    Err(NodeError::Unsupported {
+        what: "waiting for tasks",
+    })
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -46,11 +53,15 @@ pub(crate) struct Reaped {
 }
 
 pub(crate) fn reap(_pid: u32) -> Result<Reaped, NodeError> {
-    Err(NodeError::Unsupported { what: "waiting for tasks" })
+    Err(NodeError::Unsupported {
+        what: "waiting for tasks",
+    })
 }
 
 pub(crate) fn user_groups(_uid: u32) -> Result<(u32, Vec<u32>), NodeError> {
-    Err(NodeError::Unsupported { what: "running tasks as another user" })
+    Err(NodeError::Unsupported {
+        what: "running tasks as another user",
+    })
 }
 
 pub(crate) fn proc_usage(_pid: u32) -> Option<(Duration, Option<u64>)> {

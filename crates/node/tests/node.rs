@@ -50,7 +50,8 @@ mod helper {
             ..ExecutorConfig::default()
         };
         adjust(&mut cfg);
-        let exec = Executor::new(cfg.clone()).unwrap_or_else(|e| panic!("Executor::new ({cfg:?}): {e}"));
+        let exec =
+            Executor::new(cfg.clone()).unwrap_or_else(|e| panic!("Executor::new ({cfg:?}): {e}"));
         TestExec { exec, logs }
     }
 
@@ -61,7 +62,10 @@ mod helper {
             .find(|l| l.starts_with("Uid:"))
             .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
             .unwrap();
-        assert_eq!(uid, "0", "these tests create cgroups and switch users: run them as root (CI does)");
+        assert_eq!(
+            uid, "0",
+            "these tests create cgroups and switch users: run them as root (CI does)"
+        );
     }
 
     /// `sh -c script` with a usual PATH.
@@ -104,7 +108,10 @@ mod helper {
     pub fn gone(pid: u32) -> bool {
         match fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
-            Ok(s) => s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')).unwrap_or(true),
+            Ok(s) => s
+                .rsplit_once(") ")
+                .map(|(_, r)| r.starts_with('Z'))
+                .unwrap_or(true),
         }
     }
 
@@ -124,9 +131,12 @@ mod helper {
             (post.split_whitespace().next()? == "cgroup2")
                 .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
         });
-        let v2_ctrls =
-            v2_mount.map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default()).unwrap_or_default();
-        if v2_ctrls.split_whitespace().any(|c| c == "cpu") && v2_ctrls.split_whitespace().any(|c| c == "memory") {
+        let v2_ctrls = v2_mount
+            .map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default())
+            .unwrap_or_default();
+        if v2_ctrls.split_whitespace().any(|c| c == "cpu")
+            && v2_ctrls.split_whitespace().any(|c| c == "memory")
+        {
             "v2"
         } else if v1("cpu") && v1("memory") {
             "v1"
@@ -164,7 +174,11 @@ fn detection_picks_the_machines_mode() {
 #[test]
 fn oom_kill_is_reported_and_the_neighbour_completes() {
     let e = executor("oom", None);
-    assert!(e.mode().enforces_memory(), "needs a memory cgroup, got {:?}", e.mode());
+    assert!(
+        e.mode().enforces_memory(),
+        "needs a memory cgroup, got {:?}",
+        e.mode()
+    );
     // `tail` keeps the current line in memory; /dev/zero has no newline: it grows until stopped.
     let mut hog = sh(1, "exec tail /dev/zero");
     hog.limits = Resources::new(1000, 64);
@@ -176,12 +190,20 @@ fn oom_kill_is_reported_and_the_neighbour_completes() {
     assert_eq!(hog_r.status, ExitStatus::OomKilled, "{hog_r:?}");
     assert!(hog_r.oom_kills >= 1, "{hog_r:?}");
     assert_eq!(hog_r.signal, Some(9), "{hog_r:?}");
-    let peak = hog_r.peak_mem_mib.expect("peak memory from the memory cgroup");
-    assert!((60..=66).contains(&peak), "peak {peak} MiB under a 64 MiB limit");
+    let peak = hog_r
+        .peak_mem_mib
+        .expect("peak memory from the memory cgroup");
+    assert!(
+        (60..=66).contains(&peak),
+        "peak {peak} MiB under a 64 MiB limit"
+    );
     let n = wait(hn, T);
     assert_eq!(n.status, ExitStatus::Completed, "{n:?}");
     assert_eq!(n.oom_kills, 0);
-    assert_eq!(fs::read_to_string(e.log_paths(TaskId(2)).0).unwrap(), "still here\n");
+    assert_eq!(
+        fs::read_to_string(e.log_paths(TaskId(2)).0).unwrap(),
+        "still here\n"
+    );
 }
 
 #[test]
@@ -190,9 +212,16 @@ fn cpu_quota_of_half_a_core_holds() {
     // a high CPU weight so contention cannot starve the task below its quota; the quota
     // is then what limits it.
     let e = executor_with("quota", |c| c.parent_cpu_shares = Some(100_000));
-    assert!(e.mode().enforces_cpu(), "needs a cpu cgroup, got {:?}", e.mode());
+    assert!(
+        e.mode().enforces_cpu(),
+        "needs a cpu cgroup, got {:?}",
+        e.mode()
+    );
     if let CgroupMode::V1 { cpu, .. } = e.mode() {
-        assert_eq!(fs::read_to_string(cpu.join("cpu.shares")).unwrap().trim(), "100000");
+        assert_eq!(
+            fs::read_to_string(cpu.join("cpu.shares")).unwrap().trim(),
+            "100000"
+        );
     }
     let mut spec = sh(1, "while :; do :; done");
     spec.limits = Resources::new(500, 0);
@@ -201,31 +230,51 @@ fn cpu_quota_of_half_a_core_holds() {
     let probe = h.probe();
     std::thread::sleep(Duration::from_millis(2000));
     let live = probe.usage();
-    assert!(live.cpu_time > Duration::from_millis(300), "live usage {live:?}");
-    assert!(live.mem_mib.is_some() && live.peak_mem_mib.is_some(), "memory cgroup figures: {live:?}");
+    assert!(
+        live.cpu_time > Duration::from_millis(300),
+        "live usage {live:?}"
+    );
+    assert!(
+        live.mem_mib.is_some() && live.peak_mem_mib.is_some(),
+        "memory cgroup figures: {live:?}"
+    );
     killer.kill();
     let r = wait(h, T);
     assert_eq!(r.status, ExitStatus::Cancelled, "{r:?}");
     assert!(r.killed);
     let ratio = r.cpu_time.as_secs_f64() / r.wall.as_secs_f64();
-    eprintln!("cpu_time {:?} / wall {:?} = {ratio:.3} under a 500-millicore quota", r.cpu_time, r.wall);
-    assert!((0.3..=0.7).contains(&ratio), "cpu/wall = {ratio:.3} under a 0.5-core quota ({r:?})");
+    eprintln!(
+        "cpu_time {:?} / wall {:?} = {ratio:.3} under a 500-millicore quota",
+        r.cpu_time, r.wall
+    );
+    assert!(
+        (0.3..=0.7).contains(&ratio),
+        "cpu/wall = {ratio:.3} under a 0.5-core quota ({r:?})"
+    );
 }
 
 #[test]
 fn kill_takes_the_whole_tree_including_escapees() {
     let e = executor("tree", None);
     // Background children, a double-forked orphan, and one that starts its own session.
-    let script = "sleep 300 & sleep 300 & (sleep 300 &) ; setsid sleep 300 & echo started; sleep 300";
+    let script =
+        "sleep 300 & sleep 300 & (sleep 300 &) ; setsid sleep 300 & echo started; sleep 300";
     let h = e.spawn(&sh(1, script)).unwrap();
     let probe = h.probe();
-    assert!(eventually(Duration::from_secs(10), || probe.pids().len() >= 6), "pids: {:?}", probe.pids());
+    assert!(
+        eventually(Duration::from_secs(10), || probe.pids().len() >= 6),
+        "pids: {:?}",
+        probe.pids()
+    );
     let pids = probe.pids();
     h.killer().kill();
     let r = wait(h, T);
     assert_eq!(r.status, ExitStatus::Cancelled, "{r:?}");
     for p in &pids {
-        assert!(eventually(Duration::from_secs(5), || gone(*p)), "pid {p} survived the kill");
+        assert!(
+            eventually(Duration::from_secs(5), || gone(*p)),
+            "pid {p} survived the kill"
+        );
     }
     assert!(r.cgroups_left.is_empty(), "{r:?}");
 }
@@ -234,7 +283,10 @@ fn kill_takes_the_whole_tree_including_escapees() {
 fn logs_land_in_files_and_exit_codes_are_reported() {
     let e = executor("logs", None);
     let dir = e.logs.path().join("sub");
-    let mut spec = sh(1, "echo to-out; echo to-err >&2; pwd; echo \"$GREETING\"; exit 3");
+    let mut spec = sh(
+        1,
+        "echo to-out; echo to-err >&2; pwd; echo \"$GREETING\"; exit 3",
+    );
     spec.stdout = Some(dir.join("o.txt"));
     spec.stderr = Some(dir.join("e.txt"));
     spec.cwd = e.logs.path().to_path_buf();
@@ -253,7 +305,10 @@ fn logs_land_in_files_and_exit_codes_are_reported() {
     spec.stderr = Some(dir.join("both.txt"));
     let r = wait(e.spawn(&spec).unwrap(), T);
     assert_eq!(r.status, ExitStatus::Completed);
-    assert_eq!(fs::read_to_string(dir.join("both.txt")).unwrap(), "a\nb\nc\n");
+    assert_eq!(
+        fs::read_to_string(dir.join("both.txt")).unwrap(),
+        "a\nb\nc\n"
+    );
 }
 
 #[test]
@@ -264,7 +319,10 @@ fn cgroups_are_removed_after_exit_and_leftovers_killed() {
     spec.limits = Resources::new(500, 32);
     let h = e.spawn(&spec).unwrap();
     let dirs = h.cgroup_paths();
-    assert!(dirs.len() >= 2, "v1 has one directory per hierarchy: {dirs:?}");
+    assert!(
+        dirs.len() >= 2,
+        "v1 has one directory per hierarchy: {dirs:?}"
+    );
     for d in &dirs {
         assert!(d.is_dir(), "{} exists while the task runs", d.display());
     }
@@ -274,10 +332,20 @@ fn cgroups_are_removed_after_exit_and_leftovers_killed() {
     for d in &dirs {
         assert!(!d.exists(), "{} removed after exit", d.display());
     }
-    let bg: u32 = fs::read_to_string(e.logs.path().join("bg.pid")).unwrap().trim().parse().unwrap();
-    assert!(eventually(Duration::from_secs(5), || gone(bg)), "background child {bg} outlived its task");
+    let bg: u32 = fs::read_to_string(e.logs.path().join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || gone(bg)),
+        "background child {bg} outlived its task"
+    );
     let stale = e.cleanup_stale(false).unwrap();
-    assert!(stale.removed.is_empty() && stale.survivors.is_empty(), "{stale:?}");
+    assert!(
+        stale.removed.is_empty() && stale.survivors.is_empty(),
+        "{stale:?}"
+    );
 }
 
 #[test]
@@ -287,7 +355,10 @@ fn forced_none_mode_uses_rlimits_affinity_and_process_groups() {
     let mut hog = sh(1, "exec tail /dev/zero");
     hog.limits = Resources::new(500, 64);
     let r = wait(e.spawn(&hog).unwrap(), T);
-    assert!(matches!(r.status, ExitStatus::Failed { .. }), "RLIMIT_DATA must stop the hog: {r:?}");
+    assert!(
+        matches!(r.status, ExitStatus::Failed { .. }),
+        "RLIMIT_DATA must stop the hog: {r:?}"
+    );
     assert!(r.peak_mem_mib.is_some_and(|p| p <= 80), "{r:?}");
     // 500 millicores → pinned to one core.
     let spec = {
@@ -299,19 +370,28 @@ fn forced_none_mode_uses_rlimits_affinity_and_process_groups() {
     assert_eq!(r.status, ExitStatus::Completed);
     let line = fs::read_to_string(e.log_paths(TaskId(2)).0).unwrap();
     let list = line.split(':').nth(1).unwrap().trim().to_string();
-    assert!(list.parse::<u32>().is_ok(), "one CPU expected, got {list:?}");
+    assert!(
+        list.parse::<u32>().is_ok(),
+        "one CPU expected, got {list:?}"
+    );
     // Tree kill by process group.
     let mut s = sh(3, "sleep 300 & echo $! > bg.pid; sleep 300");
     s.cwd = e.logs.path().to_path_buf();
     let h = e.spawn(&s).unwrap();
     let bgfile = e.logs.path().join("bg.pid");
-    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(&bgfile).is_ok_and(|s| s.ends_with('\n'))));
+    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(
+        &bgfile
+    )
+    .is_ok_and(|s| s.ends_with('\n'))));
     let bg: u32 = fs::read_to_string(&bgfile).unwrap().trim().parse().unwrap();
     let main = h.pid();
     h.killer().kill();
     let r = wait(h, T);
     assert_eq!(r.status, ExitStatus::Cancelled);
-    assert!(eventually(Duration::from_secs(5), || gone(bg) && gone(main)), "process group not killed");
+    assert!(
+        eventually(Duration::from_secs(5), || gone(bg) && gone(main)),
+        "process group not killed"
+    );
 }
 
 /// The cgroup v2 path for real, on this machine's cgroup2 mount: task cgroup creation,
@@ -328,29 +408,57 @@ fn forced_none_mode_uses_rlimits_affinity_and_process_groups() {
 fn forced_v2_mode_runs_accounts_kills_and_cleans_up() {
     let mount = cgroup2_mount();
     let e = executor("v2", Some(ModeKind::V2));
-    let CgroupMode::V2 { root, controllers } = e.mode().clone() else { panic!("{:?}", e.mode()) };
-    assert!(root.starts_with(&mount), "{} under {}", root.display(), mount.display());
+    let CgroupMode::V2 { root, controllers } = e.mode().clone() else {
+        panic!("{:?}", e.mode())
+    };
+    assert!(
+        root.starts_with(&mount),
+        "{} under {}",
+        root.display(),
+        mount.display()
+    );
     eprintln!("v2 controllers delegated here: {controllers:?}");
     // A busy loop with a child tree; CPU time from cpu.stat.
-    let h = e.spawn(&sh(1, "sleep 300 & (while :; do :; done) & wait")).unwrap();
+    let h = e
+        .spawn(&sh(1, "sleep 300 & (while :; do :; done) & wait"))
+        .unwrap();
     let dir = h.cgroup_paths()[0].clone();
     assert_eq!(dir, root.join("task-1"));
     let probe = h.probe();
-    assert!(eventually(Duration::from_secs(10), || probe.pids().len() >= 3), "{:?}", probe.pids());
+    assert!(
+        eventually(Duration::from_secs(10), || probe.pids().len() >= 3),
+        "{:?}",
+        probe.pids()
+    );
     let pids = probe.pids();
     let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-    assert!(procs.lines().any(|l| l.trim() == h.pid().to_string()), "main pid joined its cgroup: {procs}");
+    assert!(
+        procs.lines().any(|l| l.trim() == h.pid().to_string()),
+        "main pid joined its cgroup: {procs}"
+    );
     // CPU time comes from the task cgroup's cpu.stat (no cpu controller needed for it).
-    assert!(eventually(T, || probe.usage().cpu_time > Duration::from_millis(100)), "{:?}", probe.usage());
+    assert!(
+        eventually(T, || probe.usage().cpu_time > Duration::from_millis(100)),
+        "{:?}",
+        probe.usage()
+    );
     let stat = fs::read_to_string(dir.join("cpu.stat")).unwrap();
-    let usec: u64 = stat.lines().find_map(|l| l.strip_prefix("usage_usec ")).unwrap().parse().unwrap();
+    let usec: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(usec >= 100_000, "{stat}");
     h.killer().kill();
     let r = wait(h, T);
     assert_eq!(r.status, ExitStatus::Cancelled, "{r:?}");
     assert!(r.cpu_time > Duration::from_millis(100), "{r:?}");
     for p in pids {
-        assert!(eventually(Duration::from_secs(5), || gone(p)), "pid {p} survived cgroup.kill");
+        assert!(
+            eventually(Duration::from_secs(5), || gone(p)),
+            "pid {p} survived cgroup.kill"
+        );
     }
     assert!(!dir.exists() && r.cgroups_left.is_empty(), "{r:?}");
     // Missing cpu controller → pinned to ⌈cpu⌉ cores instead.
@@ -361,7 +469,10 @@ fn forced_v2_mode_runs_accounts_kills_and_cleans_up() {
         assert_eq!(r.status, ExitStatus::Completed);
         let line = fs::read_to_string(e.log_paths(TaskId(3)).0).unwrap();
         let list = line.split(':').nth(1).unwrap().trim().to_string();
-        assert!(list.parse::<u32>().is_ok(), "one CPU expected, got {list:?}");
+        assert!(
+            list.parse::<u32>().is_ok(),
+            "one CPU expected, got {list:?}"
+        );
     }
     // Missing memory controller → RLIMIT_DATA fallback still stops a hog.
     if !e.mode().enforces_memory() {
@@ -381,7 +492,9 @@ fn stale_cgroups_from_a_crashed_daemon_are_found_and_cleaned() {
     // Simulate a daemon crash: forget the handle (no wait, no cleanup).
     std::mem::forget(h);
     // An empty leftover too.
-    let CgroupMode::V1 { memory, .. } = e.mode().clone() else { panic!("{:?}", e.mode()) };
+    let CgroupMode::V1 { memory, .. } = e.mode().clone() else {
+        panic!("{:?}", e.mode())
+    };
     fs::create_dir(memory.join("task-99")).unwrap();
     let report = e.cleanup_stale(false).unwrap();
     assert_eq!(report.survivors.len(), 1, "{report:?}");
@@ -414,12 +527,26 @@ fn running_tasks_are_adopted_after_a_restart() {
     assert_eq!(found, vec![Some(TaskId(1)), Some(TaskId(2))], "{stale:?}");
     let a1 = e2.adopt(TaskId(1)).unwrap().expect("task 1 adopted");
     let a2 = e2.adopt(TaskId(2)).unwrap().expect("task 2 adopted");
-    assert_eq!((a1.pid(), a2.pid()), (p1, p2), "the session leaders are the main processes");
+    assert_eq!(
+        (a1.pid(), a2.pid()),
+        (p1, p2),
+        "the session leaders are the main processes"
+    );
     assert!(e2.adopt(TaskId(3)).unwrap().is_none());
     let r1 = wait(a1, T);
-    assert_eq!(r1.status, ExitStatus::Lost, "exit code unknown for an adopted task: {r1:?}");
-    assert!(r1.cgroups_left.is_empty() && r1.cpu_time > Duration::ZERO, "{r1:?}");
-    assert_eq!(fs::read_to_string(e.log_paths(TaskId(1)).0).unwrap(), "done\n");
+    assert_eq!(
+        r1.status,
+        ExitStatus::Lost,
+        "exit code unknown for an adopted task: {r1:?}"
+    );
+    assert!(
+        r1.cgroups_left.is_empty() && r1.cpu_time > Duration::ZERO,
+        "{r1:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(e.log_paths(TaskId(1)).0).unwrap(),
+        "done\n"
+    );
     a2.killer().kill();
     let r2 = wait(a2, T);
     assert_eq!(r2.status, ExitStatus::Cancelled, "{r2:?}");
@@ -431,28 +558,47 @@ fn running_tasks_are_adopted_after_a_restart() {
 fn bad_specs_and_missing_programs_are_clear_errors() {
     let e = executor("errors", None);
     let err = e.spawn(&LaunchSpec::new(TaskId(1), vec![])).unwrap_err();
-    assert!(matches!(err, NodeError::InvalidSpec { .. }) && err.to_string().contains("argv is empty"), "{err}");
+    assert!(
+        matches!(err, NodeError::InvalidSpec { .. }) && err.to_string().contains("argv is empty"),
+        "{err}"
+    );
     let mut s = sh(2, "true");
     s.cwd = PathBuf::from("/definitely/not/here");
     let err = e.spawn(&s).unwrap_err();
     assert!(err.to_string().contains("/definitely/not/here"), "{err}");
     let mut s = sh(3, "true");
     s.env.push(("A=B".into(), "x".into()));
-    assert!(matches!(e.spawn(&s).unwrap_err(), NodeError::InvalidSpec { .. }));
+    assert!(matches!(
+        e.spawn(&s).unwrap_err(),
+        NodeError::InvalidSpec { .. }
+    ));
     let s = LaunchSpec::new(TaskId(4), vec!["/no/such/program".into()]);
     let err = e.spawn(&s).unwrap_err();
-    assert!(matches!(err, NodeError::Spawn { .. }) && err.to_string().contains("/no/such/program"), "{err}");
+    assert!(
+        matches!(err, NodeError::Spawn { .. }) && err.to_string().contains("/no/such/program"),
+        "{err}"
+    );
     // The failed spawn left no cgroup behind.
-    let CgroupMode::V1 { memory, cpu, .. } = e.mode().clone() else { panic!() };
+    let CgroupMode::V1 { memory, cpu, .. } = e.mode().clone() else {
+        panic!()
+    };
     assert!(!memory.join("task-4").exists() && !cpu.join("task-4").exists());
 }
 
 #[test]
 fn sigterm_stops_gracefully_and_killing_after_exit_is_harmless() {
     let e = executor("term", None);
-    let h = e.spawn(&sh(1, "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done")).unwrap();
+    let h = e
+        .spawn(&sh(
+            1,
+            "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+        ))
+        .unwrap();
     let out = h.stdout_path().to_path_buf();
-    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(&out).is_ok_and(|s| s.contains("ready"))));
+    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(
+        &out
+    )
+    .is_ok_and(|s| s.contains("ready"))));
     let killer = h.killer();
     killer.signal(15);
     let r = wait(h, T);
@@ -480,11 +626,19 @@ fn the_working_directory_is_checked_as_the_tasks_user() {
         matches!(&err, NodeError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
         "{err}"
     );
-    let CgroupMode::V1 { memory, .. } = e.mode().clone() else { panic!() };
-    assert!(!memory.join("task-1").exists(), "failed spawn leaves no cgroup");
+    let CgroupMode::V1 { memory, .. } = e.mode().clone() else {
+        panic!()
+    };
+    assert!(
+        !memory.join("task-1").exists(),
+        "failed spawn leaves no cgroup"
+    );
     s.uid = None;
     s.cwd = PathBuf::from("relative/dir");
-    assert!(matches!(e.spawn(&s).unwrap_err(), NodeError::InvalidSpec { .. }));
+    assert!(matches!(
+        e.spawn(&s).unwrap_err(),
+        NodeError::InvalidSpec { .. }
+    ));
 }
 
 #[test]
@@ -492,9 +646,21 @@ fn a_second_spawn_of_a_running_task_is_refused_and_keeps_its_logs() {
     let e = executor("dup", None);
     let h = e.spawn(&sh(5, "echo first; sleep 300")).unwrap();
     let out = h.stdout_path().to_path_buf();
-    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(&out).is_ok_and(|s| s == "first\n")));
+    assert!(eventually(Duration::from_secs(10), || fs::read_to_string(
+        &out
+    )
+    .is_ok_and(|s| s == "first\n")));
     let err = e.spawn(&sh(5, "echo second")).unwrap_err();
-    assert!(matches!(err, NodeError::AlreadyRunning { task: TaskId(5), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            NodeError::AlreadyRunning {
+                task: TaskId(5),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(fs::read_to_string(&out).unwrap(), "first\n");
     h.killer().kill();
     assert_eq!(wait(h, T).status, ExitStatus::Cancelled);
@@ -520,7 +686,11 @@ fn runs_as_another_user() {
     assert_eq!(r.status, ExitStatus::Completed, "{r:?}");
     let out = e.log_paths(TaskId(1)).0;
     assert_eq!(fs::read_to_string(&out).unwrap(), "65534\n65534\n");
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&fs::metadata(&out).unwrap()), 65534, "the user owns its logs");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(&out).unwrap()),
+        65534,
+        "the user owns its logs"
+    );
 }
 
 #[test]
@@ -536,7 +706,8 @@ fn many_short_tasks_in_parallel_all_complete_and_clean_up() {
     let (tx, rx) = mpsc::channel();
     for h in handles {
         let tx = tx.clone();
-        h.wait_in_thread(move |t, r| tx.send((t, r)).unwrap()).unwrap();
+        h.wait_in_thread(move |t, r| tx.send((t, r)).unwrap())
+            .unwrap();
     }
     drop(tx);
     let mut n = 0;
@@ -547,14 +718,25 @@ fn many_short_tasks_in_parallel_all_complete_and_clean_up() {
         n += 1;
     }
     assert_eq!(n, 40);
-    let CgroupMode::V1 { memory, .. } = e.mode().clone() else { panic!() };
-    assert_eq!(fs::read_dir(&memory).unwrap().filter(|d| d.as_ref().unwrap().path().is_dir()).count(), 0);
+    let CgroupMode::V1 { memory, .. } = e.mode().clone() else {
+        panic!()
+    };
+    assert_eq!(
+        fs::read_dir(&memory)
+            .unwrap()
+            .filter(|d| d.as_ref().unwrap().path().is_dir())
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn discover_finds_cpus_and_memory() {
     let info = discover().unwrap();
-    assert!(info.cpus >= 1 && info.cpus as usize == info.cpuset.len(), "{info:?}");
+    assert!(
+        info.cpus >= 1 && info.cpus as usize == info.cpuset.len(),
+        "{info:?}"
+    );
     assert!(info.mem_mib > 0, "{info:?}");
     assert!(!info.hostname.is_empty());
     let cap = capacity(&info);
@@ -576,19 +758,31 @@ fn telemetry_samples_twice_and_reads_psi() {
     let b = s.sample();
     for t in [&a, &b] {
         assert!((0.0..=1.0).contains(&t.cpu_util), "{t:?}");
-        assert!(t.mem_total_mib > 0 && t.mem_used_mib <= t.mem_total_mib, "{t:?}");
+        assert!(
+            t.mem_total_mib > 0 && t.mem_used_mib <= t.mem_total_mib,
+            "{t:?}"
+        );
     }
     assert!(b.interval >= Duration::from_millis(200), "{b:?}");
-    assert!(b.cpu_util > 0.0, "a busy 200 ms shows as utilisation: {b:?}");
+    assert!(
+        b.cpu_util > 0.0,
+        "a busy 200 ms shows as utilisation: {b:?}"
+    );
     let psi = read_psi();
     if Path::new("/proc/pressure/cpu").exists() {
         let psi = psi.expect("PSI parsed from /proc/pressure");
-        assert!(psi.cpu.is_some() && psi.memory.is_some() && psi.io.is_some(), "{psi:?}");
+        assert!(
+            psi.cpu.is_some() && psi.memory.is_some() && psi.io.is_some(),
+            "{psi:?}"
+        );
         assert!(b.psi.is_some());
     } else {
         assert!(psi.is_none());
     }
     let info = discover().unwrap();
     let text = snapshot_text(&info, &b, &[]);
-    assert!(text.starts_with("node host=") && text.contains("cpu_util="), "{text}");
+    assert!(
+        text.starts_with("node host=") && text.contains("cpu_util="),
+        "{text}"
+    );
 }

@@ -6,7 +6,9 @@
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use llmchain_core::{Dur, NodeId, NodeState, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask};
+use llmchain_core::{
+    Dur, NodeId, NodeState, Resources, RunningTask, Snapshot, TaskId, Time, WaitingTask,
+};
 use llmchain_policy::{build, BuildCtx};
 
 /// Deterministic pseudo-random numbers (SplitMix64) so the scene is fixed.
@@ -41,7 +43,11 @@ fn scene() -> (Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>) {
             user: rng.next(16) as u32,
         });
     }
-    let nodes = vec![NodeState { id: NodeId(0), capacity: cap, free: Resources::cpus(256 - used, 0) }];
+    let nodes = vec![NodeState {
+        id: NodeId(0),
+        capacity: cap,
+        free: Resources::cpus(256 - used, 0),
+    }];
     let mut submit = 50_000;
     let waiting = (0..128)
         .map(|i| {
@@ -50,7 +56,11 @@ fn scene() -> (Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>) {
                 id: TaskId(i),
                 submit: Time::from_secs(submit),
                 request: Resources::cpus(1 + rng.next(64), 0),
-                estimate: if i % 16 == 15 { None } else { Some(Dur::from_secs(60 + rng.next(36_000))) },
+                estimate: if i % 16 == 15 {
+                    None
+                } else {
+                    Some(Dur::from_secs(60 + rng.next(36_000)))
+                },
                 user: rng.next(16) as u32,
                 priority: 0,
             }
@@ -64,7 +74,19 @@ fn bench(c: &mut Criterion) {
     let (nodes, waiting, running) = scene();
     let snap = Snapshot::new(Time::from_secs(100_000), &nodes, &waiting, &running);
     let mut g = c.benchmark_group("decide_128_queue_256_procs_20_running");
-    for spec in ["fcfs", "sjf", "fcfs+easy", "sjf+easy", "f1+easy", "wfp3+easy", "tetris", "packer", "drf", "fcfs+cons", "sjf+cons"] {
+    for spec in [
+        "fcfs",
+        "sjf",
+        "fcfs+easy",
+        "sjf+easy",
+        "f1+easy",
+        "wfp3+easy",
+        "tetris",
+        "packer",
+        "drf",
+        "fcfs+cons",
+        "sjf+cons",
+    ] {
         let mut p = build(spec, &BuildCtx::default()).unwrap();
         let mut out = Vec::with_capacity(128);
         g.bench_function(spec, |b| {
@@ -76,7 +98,10 @@ fn bench(c: &mut Criterion) {
         });
     }
     // The same queue on a full node: nothing fits, nothing to order.
-    let full = [NodeState { free: Resources::ZERO, ..nodes[0].clone() }];
+    let full = [NodeState {
+        free: Resources::ZERO,
+        ..nodes[0].clone()
+    }];
     let snap = Snapshot::new(Time::from_secs(100_000), &full, &waiting, &running);
     for spec in ["sjf+easy", "fcfs+cons"] {
         let mut p = build(spec, &BuildCtx::default()).unwrap();

@@ -61,7 +61,10 @@ impl Policy for Fcfs {
     }
 
     fn stats(&self) -> PolicyStats {
-        PolicyStats { decision_points: self.decision_points, ..PolicyStats::default() }
+        PolicyStats {
+            decision_points: self.decision_points,
+            ..PolicyStats::default()
+        }
     }
 }
 
@@ -75,7 +78,11 @@ mod tests {
     fn starts_in_order_until_blocked() {
         // 4 free CPUs: t1 (2) starts, t2 (3) blocks, t3 (1) must wait behind it.
         let nodes = [node(0, 4, 4)];
-        let q = [task(1, 0, 2, None, 0), task(2, 1, 3, None, 0), task(3, 2, 1, None, 0)];
+        let q = [
+            task(1, 0, 2, None, 0),
+            task(2, 1, 3, None, 0),
+            task(3, 2, 1, None, 0),
+        ];
         let mut out = Vec::new();
         Fcfs::new().decide(&Snapshot::new(Time::ZERO, &nodes, &q, &[]), &mut out);
         assert_eq!(out, vec![Decision::start(TaskId(1), NodeId(0))]);
@@ -84,9 +91,19 @@ mod tests {
     #[test]
     fn impossible_task_does_not_block_and_second_node_is_used() {
         let nodes = [node(0, 4, 1), node(1, 4, 4)];
-        let q = [task(1, 0, 9, None, 0), task(2, 1, 3, None, 0), task(3, 2, 1, None, 0)];
+        let q = [
+            task(1, 0, 9, None, 0),
+            task(2, 1, 3, None, 0),
+            task(3, 2, 1, None, 0),
+        ];
         let mut out = Vec::new();
         Fcfs::new().decide(&Snapshot::new(Time::ZERO, &nodes, &q, &[]), &mut out);
-        assert_eq!(out, vec![Decision::start(TaskId(2), NodeId(1)), Decision::start(TaskId(3), NodeId(0))]);
+        assert_eq!(
+            out,
+            vec![
+                Decision::start(TaskId(2), NodeId(1)),
+                Decision::start(TaskId(3), NodeId(0))
+            ]
+        );
     }
 }

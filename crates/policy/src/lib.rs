@@ -69,8 +69,8 @@ pub use scheduler::Scheduler;
 
 use llmchain_core::Policy;
 use order::{
-    BestFitOrder, DrfOrder, F1Order, FcfsOrder, PackerOrder, RandomOrder, SjfOrder, TetrisOrder, UnicepOrder,
-    Wfp3Order,
+    BestFitOrder, DrfOrder, F1Order, FcfsOrder, PackerOrder, RandomOrder, SjfOrder, TetrisOrder,
+    UnicepOrder, Wfp3Order,
 };
 
 /// What [`build`] needs besides the spec.
@@ -83,7 +83,9 @@ pub struct BuildCtx {
 
 /// Every valid ordering name, for `--help` and error messages.
 pub fn names() -> &'static [&'static str] {
-    &["fcfs", "sjf", "wfp3", "unicep", "f1", "packer", "tetris", "drf", "bestfit", "random"]
+    &[
+        "fcfs", "sjf", "wfp3", "unicep", "f1", "packer", "tetris", "drf", "bestfit", "random",
+    ]
 }
 
 /// One line describing an ordering or mode name (from [`names`] or
@@ -98,7 +100,9 @@ pub fn describe(name: &str) -> Option<&'static str> {
         "packer" => "highest alignment of demand with free resources first; default +greedy",
         "tetris" => "knob * alignment + (1 - knob) / estimate (knob=0.5); default +greedy",
         "drf" => "user with the lowest dominant share first, then FCFS; default +greedy",
-        "bestfit" => "task/node pair leaving the least normalised free space first; default +greedy",
+        "bestfit" => {
+            "task/node pair leaving the least normalised free space first; default +greedy"
+        }
         "random" => "seeded random order (seed from --seed or random:seed=N); default +greedy",
         "strict" => "start in priority order; the first task that does not fit blocks the rest",
         "greedy" => "start every task that fits, in priority order",
@@ -120,7 +124,11 @@ pub fn valid_specs() -> String {
     format!(
         "orderings: {}; modes: {}; parameters: tetris:knob=<0..1>, random:seed=<u64>",
         names().join(", "),
-        MODE_NAMES.iter().map(|m| format!("+{m}")).collect::<Vec<_>>().join(", ")
+        MODE_NAMES
+            .iter()
+            .map(|m| format!("+{m}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -130,14 +138,19 @@ pub fn valid_specs() -> String {
 pub fn build(spec: &str, ctx: &BuildCtx) -> Result<Box<dyn Policy + Send>, PolicyError> {
     let lower = spec.trim().to_ascii_lowercase();
     if lower.is_empty() {
-        return Err(PolicyError::Empty { valid: valid_specs() });
+        return Err(PolicyError::Empty {
+            valid: valid_specs(),
+        });
     }
     let (head, mode) = match lower.split_once('+') {
         None => (lower.as_str(), None),
         Some((h, m)) => {
             let m = m.trim();
             if m.contains('+') {
-                return Err(PolicyError::Malformed { spec: spec.into(), reason: "more than one `+`".into() });
+                return Err(PolicyError::Malformed {
+                    spec: spec.into(),
+                    reason: "more than one `+`".into(),
+                });
             }
             let mode = Mode::parse(m).ok_or_else(|| PolicyError::UnknownMode {
                 spec: spec.into(),
@@ -170,7 +183,11 @@ pub fn build(spec: &str, ctx: &BuildCtx) -> Result<Box<dyn Policy + Send>, Polic
                     spec: spec.into(),
                     ordering: ordering.into(),
                     key: (*k).into(),
-                    valid: if allowed.is_empty() { "none".into() } else { allowed.join(", ") },
+                    valid: if allowed.is_empty() {
+                        "none".into()
+                    } else {
+                        allowed.join(", ")
+                    },
                 });
             }
         }
@@ -219,7 +236,9 @@ pub fn build(spec: &str, ctx: &BuildCtx) -> Result<Box<dyn Policy + Send>, Polic
             params_for(name, &["knob"])?;
             let mut o = TetrisOrder::default();
             for (k, v) in &params {
-                let knob: f64 = v.parse().map_err(|_| bad(k, v, "expected a number in [0, 1]"))?;
+                let knob: f64 = v
+                    .parse()
+                    .map_err(|_| bad(k, v, "expected a number in [0, 1]"))?;
                 if !(0.0..=1.0).contains(&knob) {
                     return Err(bad(k, v, "expected a number in [0, 1]"));
                 }
@@ -239,12 +258,19 @@ pub fn build(spec: &str, ctx: &BuildCtx) -> Result<Box<dyn Policy + Send>, Polic
             params_for(name, &["seed"])?;
             let mut o = RandomOrder::new(ctx.seed, false);
             for (k, v) in &params {
-                let seed: u64 = v.parse().map_err(|_| bad(k, v, "expected an unsigned 64-bit integer"))?;
+                let seed: u64 = v
+                    .parse()
+                    .map_err(|_| bad(k, v, "expected an unsigned 64-bit integer"))?;
                 o = RandomOrder::new(seed, true);
             }
             boxed(o, mode)
         }
-        _ => return Err(PolicyError::Unknown { spec: spec.into(), valid: valid_specs() }),
+        _ => {
+            return Err(PolicyError::Unknown {
+                spec: spec.into(),
+                valid: valid_specs(),
+            })
+        }
     };
     Ok(policy)
 }
@@ -266,7 +292,12 @@ mod testhelp {
     }
 
     /// Task ids in priority order at `now_s` seconds, nothing running.
-    pub fn ordered_ids<O: Ordering>(o: O, nodes: &[NodeState], q: &[WaitingTask], now_s: u64) -> Vec<u64> {
+    pub fn ordered_ids<O: Ordering>(
+        o: O,
+        nodes: &[NodeState],
+        q: &[WaitingTask],
+        now_s: u64,
+    ) -> Vec<u64> {
         ordered_ids_with_running(o, nodes, q, &[], now_s)
     }
 
@@ -286,7 +317,12 @@ mod testhelp {
     }
 
     /// Scores in queue order at `now_s` seconds, nothing running.
-    pub fn scores<O: Ordering>(o: O, nodes: &[NodeState], q: &[WaitingTask], now_s: u64) -> Vec<f64> {
+    pub fn scores<O: Ordering>(
+        o: O,
+        nodes: &[NodeState],
+        q: &[WaitingTask],
+        now_s: u64,
+    ) -> Vec<f64> {
         scores_with_running(o, nodes, q, &[], now_s)
     }
 
@@ -301,7 +337,13 @@ mod testhelp {
         let snap = Snapshot::new(Time::from_secs(now_s), nodes, q, running);
         o.prepare(&snap);
         let f = free(nodes);
-        let view = PlanView { snap: &snap, free: &f };
-        q.iter().enumerate().map(|(i, t)| o.score(&view, i, t)).collect()
+        let view = PlanView {
+            snap: &snap,
+            free: &f,
+        };
+        q.iter()
+            .enumerate()
+            .map(|(i, t)| o.score(&view, i, t))
+            .collect()
     }
 }

@@ -40,7 +40,9 @@ impl Profile {
             self.steps[n].push((now.0, *f));
         }
         for r in releases {
-            let Some(s) = self.steps.get_mut(r.node.0 as usize) else { continue };
+            let Some(s) = self.steps.get_mut(r.node.0 as usize) else {
+                continue;
+            };
             let last = s.len() - 1;
             if s[last].0 == r.at.0 {
                 s[last].1 += r.res;
@@ -80,7 +82,9 @@ impl Profile {
     pub fn fits_now(&self, n: usize, req: &Resources, dur: u64) -> bool {
         let s = &self.steps[n];
         let end = s[0].0.saturating_add(dur);
-        s.iter().take_while(|(t, _)| *t < end).all(|(_, f)| req.fits_in(f))
+        s.iter()
+            .take_while(|(t, _)| *t < end)
+            .all(|(_, f)| req.fits_in(f))
     }
 
     /// Reserve `req` on node `n` over `[start, start + dur)`. The caller has
@@ -89,7 +93,11 @@ impl Profile {
         let s = &mut self.steps[n];
         let end = start.saturating_add(dur);
         let i = Self::split(s, start);
-        let j = if end == FOREVER { s.len() } else { Self::split(s, end) };
+        let j = if end == FOREVER {
+            s.len()
+        } else {
+            Self::split(s, end)
+        };
         for step in &mut s[i..j] {
             debug_assert!(req.fits_in(&step.1), "reservation over-commits the profile");
             step.1 = step.1.saturating_sub(req);
@@ -126,9 +134,21 @@ mod tests {
     fn build_earliest_reserve() {
         let mut p = Profile::default();
         let rel = [
-            Release { at: Time(10), node: NodeId(0), res: c(2) },
-            Release { at: Time(10), node: NodeId(0), res: c(1) },
-            Release { at: Time(20), node: NodeId(0), res: c(4) },
+            Release {
+                at: Time(10),
+                node: NodeId(0),
+                res: c(2),
+            },
+            Release {
+                at: Time(10),
+                node: NodeId(0),
+                res: c(1),
+            },
+            Release {
+                at: Time(20),
+                node: NodeId(0),
+                res: c(4),
+            },
         ];
         p.build(Time(0), &[c(1)], &rel);
         assert_eq!(p.steps(0), &[(0, c(1)), (10, c(4)), (20, c(8))]);

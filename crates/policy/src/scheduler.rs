@@ -4,7 +4,9 @@
 
 use std::cmp::Ordering as Cmp;
 
-use llmchain_core::{Decision, Dur, NodeId, Policy, PolicyStats, Resources, Snapshot, TaskId, Time, WaitingTask};
+use llmchain_core::{
+    Decision, Dur, NodeId, Policy, PolicyStats, Resources, Snapshot, TaskId, Time, WaitingTask,
+};
 
 use crate::mode::CONS_DEPTH;
 use crate::order::{Ordering, PlanView};
@@ -27,7 +29,12 @@ impl Key {
         let bits = clean(score).to_bits() as i64;
         // The transformation `f64::total_cmp` applies: flip the magnitude bits of negatives.
         let score = bits ^ ((((bits >> 63) as u64) >> 1) as i64);
-        Key { score, submit: t.submit, id: t.id, idx }
+        Key {
+            score,
+            submit: t.submit,
+            id: t.id,
+            idx,
+        }
     }
 
     pub fn cmp(&self, other: &Key) -> Cmp {
@@ -45,10 +52,20 @@ fn clean(s: f64) -> f64 {
 }
 
 /// Score every waiting task against `free` (unsorted).
-fn score_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
+fn score_keys<O: Ordering + ?Sized>(
+    order: &O,
+    snap: &Snapshot<'_>,
+    free: &[Resources],
+    keys: &mut Vec<Key>,
+) {
     let view = PlanView { snap, free };
     keys.clear();
-    keys.extend(snap.waiting.iter().enumerate().map(|(idx, t)| Key::new(order.score(&view, idx, t), t, idx)));
+    keys.extend(
+        snap.waiting
+            .iter()
+            .enumerate()
+            .map(|(idx, t)| Key::new(order.score(&view, idx, t), t, idx)),
+    );
 }
 
 /// Sort keys into priority order.
@@ -58,7 +75,12 @@ fn sort(keys: &mut [Key]) {
 
 /// Score every waiting task against `free` and sort (the decision's priority order).
 #[cfg(test)]
-pub(crate) fn sort_keys<O: Ordering + ?Sized>(order: &O, snap: &Snapshot<'_>, free: &[Resources], keys: &mut Vec<Key>) {
+pub(crate) fn sort_keys<O: Ordering + ?Sized>(
+    order: &O,
+    snap: &Snapshot<'_>,
+    free: &[Resources],
+    keys: &mut Vec<Key>,
+) {
     score_keys(order, snap, free, keys);
     sort(keys);
 }
@@ -263,7 +285,12 @@ impl<O: Ordering> Scheduler<O> {
     /// fits. Returns the position of the first task that does not fit now
     /// but could on an empty node (or `keys.len()`); `keys[..=returned]` is
     /// then in priority order.
-    fn strict_from(&mut self, snap: &Snapshot<'_>, mut pos: usize, out: &mut Vec<Decision>) -> usize {
+    fn strict_from(
+        &mut self,
+        snap: &Snapshot<'_>,
+        mut pos: usize,
+        out: &mut Vec<Decision>,
+    ) -> usize {
         while pos < self.keys.len() {
             if self.exhausted {
                 return self.keys.len();
@@ -301,7 +328,10 @@ impl<O: Ordering> Scheduler<O> {
         while !self.exhausted {
             let mut best: Option<Key> = None;
             {
-                let view = PlanView { snap, free: &self.free };
+                let view = PlanView {
+                    snap,
+                    free: &self.free,
+                };
                 for (idx, t) in snap.waiting.iter().enumerate() {
                     if self.started[idx] || !self.free.iter().any(|f| t.request.fits_in(f)) {
                         continue;
@@ -313,8 +343,10 @@ impl<O: Ordering> Scheduler<O> {
                 }
             }
             let Some(b) = best else { return };
-            let n = place(&self.order, snap, &self.free, &snap.waiting[b.idx], |_| true)
-                .expect("task was checked to fit on some node");
+            let n = place(&self.order, snap, &self.free, &snap.waiting[b.idx], |_| {
+                true
+            })
+            .expect("task was checked to fit on some node");
             self.commit(snap, b.idx, n, out);
         }
     }
@@ -326,15 +358,24 @@ impl<O: Ordering> Scheduler<O> {
         self.releases.clear();
         for r in snap.running {
             if (r.node.0 as usize) < snap.nodes.len() {
-                self.releases.push(Release { at: expected_release(now, r.expected_end), node: r.node, res: r.request });
+                self.releases.push(Release {
+                    at: expected_release(now, r.expected_end),
+                    node: r.node,
+                    res: r.request,
+                });
             }
         }
         for &(idx, n) in &self.planned {
             let t = &snap.waiting[idx];
             let at = expected_release(now, t.estimate.map(|e| now + e));
-            self.releases.push(Release { at, node: NodeId(n as u32), res: t.request });
+            self.releases.push(Release {
+                at,
+                node: NodeId(n as u32),
+                res: t.request,
+            });
         }
-        self.releases.sort_unstable_by(|a, b| a.at.cmp(&b.at).then(a.node.cmp(&b.node)));
+        self.releases
+            .sort_unstable_by(|a, b| a.at.cmp(&b.at).then(a.node.cmp(&b.node)));
     }
 
     /// EASY's reservation for `t`: on each node that could ever hold it, the
@@ -369,7 +410,11 @@ impl<O: Ordering> Scheduler<O> {
             }
             if let Some((shadow, extra)) = found {
                 if best.map_or(true, |b| shadow < b.shadow) {
-                    best = Some(Reservation { node: n, shadow, extra });
+                    best = Some(Reservation {
+                        node: n,
+                        shadow,
+                        extra,
+                    });
                 }
             }
         }
@@ -438,7 +483,9 @@ impl<O: Ordering> Scheduler<O> {
                 // Past the reservation depth: start now only if that fits now
                 // and disturbs no reservation; otherwise no reservation.
                 let profile = &self.profile;
-                if let Some(n) = place(&self.order, snap, &self.free, t, |n| profile.fits_now(n, &t.request, dur)) {
+                if let Some(n) = place(&self.order, snap, &self.free, t, |n| {
+                    profile.fits_now(n, &t.request, dur)
+                }) {
                     self.profile.reserve(n, now, dur, &t.request);
                     self.commit(snap, idx, n, out);
                 }
@@ -457,7 +504,9 @@ impl<O: Ordering> Scheduler<O> {
             let Some((start, mut n)) = best else { continue };
             if start == now {
                 let profile = &self.profile;
-                let Some(p) = place(&self.order, snap, &self.free, t, |m| profile.fits_now(m, &t.request, dur)) else {
+                let Some(p) = place(&self.order, snap, &self.free, t, |m| {
+                    profile.fits_now(m, &t.request, dur)
+                }) else {
                     debug_assert!(false, "profile says it fits now but no node does");
                     continue;
                 };
@@ -487,7 +536,11 @@ impl<O: Ordering> Policy for Scheduler<O> {
         self.planned.clear();
         // Fast path: every mode only ever starts tasks that fit now, so when
         // none does there is nothing to order (common on a full cluster).
-        if !snap.waiting.iter().any(|t| self.free.iter().any(|f| t.request.fits_in(f))) {
+        if !snap
+            .waiting
+            .iter()
+            .any(|t| self.free.iter().any(|f| t.request.fits_in(f)))
+        {
             return;
         }
         let mut m = snap.waiting[0].request;
@@ -521,7 +574,10 @@ impl<O: Ordering> Policy for Scheduler<O> {
     }
 
     fn stats(&self) -> PolicyStats {
-        PolicyStats { decision_points: self.decision_points, ..PolicyStats::default() }
+        PolicyStats {
+            decision_points: self.decision_points,
+            ..PolicyStats::default()
+        }
     }
 }
 
@@ -535,7 +591,11 @@ mod tests {
     use llmchain_core::{NodeState, RunningTask};
 
     fn node(id: u32, cpus: u64, free: u64) -> NodeState {
-        NodeState { id: NodeId(id), capacity: Resources::cpus(cpus, 0), free: Resources::cpus(free, 0) }
+        NodeState {
+            id: NodeId(id),
+            capacity: Resources::cpus(cpus, 0),
+            free: Resources::cpus(free, 0),
+        }
     }
     fn task(id: u64, cpus: u64, est_s: Option<u64>) -> WaitingTask {
         WaitingTask {
@@ -558,17 +618,25 @@ mod tests {
         }
     }
     /// (task id, node id) of every start `spec` proposes.
-    fn starts(spec: &str, now_s: u64, nodes: &[NodeState], q: &[WaitingTask], run: &[RunningTask]) -> Vec<(u64, u32)> {
+    fn starts(
+        spec: &str,
+        now_s: u64,
+        nodes: &[NodeState],
+        q: &[WaitingTask],
+        run: &[RunningTask],
+    ) -> Vec<(u64, u32)> {
         let mut p = build(spec, &BuildCtx::default()).unwrap();
         let snap = Snapshot::new(Time::from_secs(now_s), nodes, q, run);
         let mut out = Vec::new();
         p.decide(&snap, &mut out);
         let v = llmchain_core::Validator::new().check(&snap, &out);
         assert!(v.rejected.is_empty(), "{spec}: {:?}", v.rejected);
-        out.iter().map(|d| match d {
-            Decision::Start { task, node } => (task.0, node.0),
-            _ => unreachable!(),
-        }).collect()
+        out.iter()
+            .map(|d| match d {
+                Decision::Start { task, node } => (task.0, node.0),
+                _ => unreachable!(),
+            })
+            .collect()
     }
     fn ids(v: Vec<(u64, u32)>) -> Vec<u64> {
         v.into_iter().map(|(t, _)| t).collect()
@@ -579,7 +647,12 @@ mod tests {
     fn case_a() -> (Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>) {
         (
             vec![node(0, 10, 4)],
-            vec![task(1, 9, Some(50)), task(2, 2, Some(20)), task(3, 2, Some(200)), task(4, 1, None)],
+            vec![
+                task(1, 9, Some(50)),
+                task(2, 2, Some(20)),
+                task(3, 2, Some(200)),
+                task(4, 1, None),
+            ],
             vec![running(100, 0, 6, Some(100))],
         )
     }
@@ -588,7 +661,10 @@ mod tests {
     fn strict_blocks_behind_the_head() {
         let (n, q, r) = case_a();
         assert_eq!(ids(starts("fcfs", 10, &n, &q, &r)), Vec::<u64>::new());
-        assert_eq!(ids(starts("fcfs+strict", 10, &n, &q, &r)), Vec::<u64>::new());
+        assert_eq!(
+            ids(starts("fcfs+strict", 10, &n, &q, &r)),
+            Vec::<u64>::new()
+        );
     }
 
     #[test]
@@ -624,7 +700,11 @@ mod tests {
         //       although it then delays b (which needs 9 at 110 s).
         // Cons: a on [100,110), b on [110,120) (1 CPU left there) → c (2 CPUs over [0,150)) waits.
         let n = [node(0, 10, 4)];
-        let q = [task(1, 8, Some(10)), task(2, 9, Some(10)), task(3, 2, Some(150))];
+        let q = [
+            task(1, 8, Some(10)),
+            task(2, 9, Some(10)),
+            task(3, 2, Some(150)),
+        ];
         let r = [running(100, 0, 6, Some(100))];
         assert_eq!(ids(starts("fcfs+easy", 0, &n, &q, &r)), vec![3]);
         assert_eq!(ids(starts("fcfs+cons", 0, &n, &q, &r)), Vec::<u64>::new());
@@ -638,7 +718,12 @@ mod tests {
         // y (2 CPUs/100 s): n0 full now; n1 is reserved and y ends after 20 s → waits.
         // z (2 CPUs/5 s) ends by 20 s → starts on n1.
         let n = [node(0, 4, 1), node(1, 4, 2)];
-        let q = [task(1, 4, Some(10)), task(2, 1, Some(100)), task(3, 2, Some(100)), task(4, 2, Some(5))];
+        let q = [
+            task(1, 4, Some(10)),
+            task(2, 1, Some(100)),
+            task(3, 2, Some(100)),
+            task(4, 2, Some(5)),
+        ];
         let r = [running(100, 0, 3, Some(50)), running(101, 1, 2, Some(20))];
         assert_eq!(starts("fcfs+easy", 0, &n, &q, &r), vec![(2, 0), (4, 1)]);
     }
@@ -664,7 +749,11 @@ mod tests {
         // b (6 CPUs) is the head: shadow 100, extra 4. a (3 CPUs) ends 50 ≤ 100 → starts.
         // c (1 CPU, 500 s) → extra 4 ≥ 1 → starts.
         let n = [node(0, 10, 4)];
-        let q = [task(1, 3, Some(50)), task(2, 6, Some(5)), task(3, 1, Some(500))];
+        let q = [
+            task(1, 3, Some(50)),
+            task(2, 6, Some(5)),
+            task(3, 1, Some(500)),
+        ];
         let r = [running(100, 0, 6, Some(100))];
         assert_eq!(ids(starts("sjf+easy", 0, &n, &q, &r)), vec![1, 3]);
         assert_eq!(ids(starts("sjf", 0, &n, &q, &r)), Vec::<u64>::new());
@@ -676,8 +765,15 @@ mod tests {
         // Alignments: a 0.6, b 0.6, c 1.0 → c. Then free (5,5): a 0.3, b 0.3 → a (earlier).
         // Then free (0,4): b does not fit.
         let cap = Resources::cpus(10, 10);
-        let n = [NodeState { id: NodeId(0), capacity: cap, free: cap }];
-        let mk = |id, c, m| WaitingTask { request: Resources::cpus(c, m), ..task(id, 0, None) };
+        let n = [NodeState {
+            id: NodeId(0),
+            capacity: cap,
+            free: cap,
+        }];
+        let mk = |id, c, m| WaitingTask {
+            request: Resources::cpus(c, m),
+            ..task(id, 0, None)
+        };
         let q = [mk(1, 5, 1), mk(2, 1, 5), mk(3, 5, 5)];
         assert_eq!(ids(starts("packer", 0, &n, &q, &[])), vec![3, 1]);
         let _ = PackerOrder;
@@ -702,7 +798,12 @@ mod tests {
         // Shares 0/0 → a (u1 → 0.3); u2 0 → c (u2 → 0.1); u2 0.1 → d (0.2); then b.
         let n = [node(0, 10, 10)];
         let u = |t: WaitingTask, user| WaitingTask { user, ..t };
-        let q = [u(task(1, 3, None), 1), u(task(2, 3, None), 1), u(task(3, 1, None), 2), u(task(4, 1, None), 2)];
+        let q = [
+            u(task(1, 3, None), 1),
+            u(task(2, 3, None), 1),
+            u(task(3, 1, None), 2),
+            u(task(4, 1, None), 2),
+        ];
         assert_eq!(ids(starts("drf", 0, &n, &q, &[])), vec![1, 3, 4, 2]);
         let _ = DrfOrder::default();
     }
@@ -710,28 +811,56 @@ mod tests {
     #[test]
     fn integer_score_keys_keep_the_float_order() {
         let t = task(1, 1, None);
-        let xs = [f64::NEG_INFINITY, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 3.0, 1e300, f64::INFINITY];
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1e-300,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ];
         for w in xs.windows(2) {
-            assert!(Key::new(w[0], &t, 0).score < Key::new(w[1], &t, 0).score, "{w:?}");
+            assert!(
+                Key::new(w[0], &t, 0).score < Key::new(w[1], &t, 0).score,
+                "{w:?}"
+            );
         }
-        assert_eq!(Key::new(f64::NAN, &t, 0).score, Key::new(f64::INFINITY, &t, 0).score);
+        assert_eq!(
+            Key::new(f64::NAN, &t, 0).score,
+            Key::new(f64::INFINITY, &t, 0).score
+        );
     }
 
     #[test]
     fn strict_selection_then_sort_keeps_the_priority_order() {
         // 40 one-CPU tasks with scrambled estimates; more starts than
         // SELECT_LIMIT, so strict switches from selection to sorting midway.
-        let q: Vec<_> = (0..40).map(|i| task(i, 1, Some(1 + (i * 37) % 41))).collect();
+        let q: Vec<_> = (0..40)
+            .map(|i| task(i, 1, Some(1 + (i * 37) % 41)))
+            .collect();
         let mut want = q.clone();
         want.sort_by_key(|t| (t.estimate, t.submit, t.id));
         let want: Vec<u64> = want.iter().map(|t| t.id.0).collect();
         assert_eq!(ids(starts("sjf", 0, &[node(0, 100, 100)], &q, &[])), want);
         // 30 free CPUs: the first 30 in SJF order start, then a 2-CPU task at
         // the front of the rest would not matter — all remaining need 1 CPU.
-        assert_eq!(ids(starts("sjf", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
+        assert_eq!(
+            ids(starts("sjf", 0, &[node(0, 100, 30)], &q, &[])),
+            want[..30].to_vec()
+        );
         // EASY and greedy agree here (everything is 1 CPU).
-        assert_eq!(ids(starts("sjf+easy", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
-        assert_eq!(ids(starts("sjf+greedy", 0, &[node(0, 100, 30)], &q, &[])), want[..30].to_vec());
+        assert_eq!(
+            ids(starts("sjf+easy", 0, &[node(0, 100, 30)], &q, &[])),
+            want[..30].to_vec()
+        );
+        assert_eq!(
+            ids(starts("sjf+greedy", 0, &[node(0, 100, 30)], &q, &[])),
+            want[..30].to_vec()
+        );
     }
 
     #[test]
@@ -750,7 +879,9 @@ mod tests {
         // More tasks than CONS_DEPTH that cannot start, then one that fits now and
         // ends before anything is reserved: it starts although it has no reservation.
         let n = [node(0, 10, 1)];
-        let mut q: Vec<_> = (0..CONS_DEPTH as u64 + 5).map(|i| task(i, 10, Some(100))).collect();
+        let mut q: Vec<_> = (0..CONS_DEPTH as u64 + 5)
+            .map(|i| task(i, 10, Some(100)))
+            .collect();
         q.push(task(10_000, 1, Some(1)));
         let r = [running(100_000, 0, 9, Some(50))];
         assert_eq!(ids(starts("fcfs+cons", 0, &n, &q, &r)), vec![10_000]);

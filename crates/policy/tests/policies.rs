@@ -3,9 +3,12 @@
 //! snapshots every policy's proposals all pass `llmchain_core::Validator`.
 
 use llmchain_core::{
-    Decision, Dur, NodeId, NodeState, Policy, Resources, RunningTask, Snapshot, TaskId, Time, Validator, WaitingTask,
+    Decision, Dur, NodeId, NodeState, Policy, Resources, RunningTask, Snapshot, TaskId, Time,
+    Validator, WaitingTask,
 };
-use llmchain_policy::{build, names, BuildCtx, Fcfs, Mode, PolicyError, Scheduler, BACKFILL_NAMES, MODE_NAMES};
+use llmchain_policy::{
+    build, names, BuildCtx, Fcfs, Mode, PolicyError, Scheduler, BACKFILL_NAMES, MODE_NAMES,
+};
 use proptest::prelude::*;
 
 /// Every ordering in every mode, plus parameterised variants.
@@ -17,7 +20,11 @@ fn all_specs() -> Vec<String> {
             v.push(format!("{n}+{m}"));
         }
     }
-    v.extend(["tetris:knob=0.3".into(), "tetris:knob=1+easy".into(), "random:seed=9+cons".into()]);
+    v.extend([
+        "tetris:knob=0.3".into(),
+        "tetris:knob=1+easy".into(),
+        "random:seed=9+cons".into(),
+    ]);
     v
 }
 
@@ -30,14 +37,20 @@ fn every_spec_builds_and_round_trips_its_name() {
         let q = build(&name, &ctx).unwrap_or_else(|e| panic!("{spec} → {name}: {e}"));
         assert_eq!(q.name(), name, "{spec}");
         // Canonical names carry no default mode.
-        assert!(!name.ends_with("+strict") || !["fcfs", "sjf", "wfp3", "unicep", "f1"].iter().any(|o| name.starts_with(o)));
+        assert!(
+            !name.ends_with("+strict")
+                || !["fcfs", "sjf", "wfp3", "unicep", "f1"]
+                    .iter()
+                    .any(|o| name.starts_with(o))
+        );
     }
 }
 
 #[test]
 fn canonical_names() {
     let ctx = BuildCtx::default();
-    let check = |spec: &str, want: &str| assert_eq!(build(spec, &ctx).unwrap().name(), want, "{spec}");
+    let check =
+        |spec: &str, want: &str| assert_eq!(build(spec, &ctx).unwrap().name(), want, "{spec}");
     check("fcfs", "fcfs");
     check(" FCFS+strict ", "fcfs");
     check("sjf+easy", "sjf+easy");
@@ -58,29 +71,53 @@ fn canonical_names() {
 #[test]
 fn bad_specs_name_the_problem_and_list_valid_names() {
     let ctx = BuildCtx::default();
-    let err = |s: &str| build(s, &ctx).err().unwrap_or_else(|| panic!("{s} should fail"));
+    let err = |s: &str| {
+        build(s, &ctx)
+            .err()
+            .unwrap_or_else(|| panic!("{s} should fail"))
+    };
     let e = err("fifo");
-    assert!(matches!(&e, PolicyError::Unknown { spec, .. } if spec == "fifo"), "{e:?}");
+    assert!(
+        matches!(&e, PolicyError::Unknown { spec, .. } if spec == "fifo"),
+        "{e:?}"
+    );
     let msg = e.to_string();
     for n in names() {
         assert!(msg.contains(n), "{msg} lacks {n}");
     }
     assert!(msg.contains("+easy") && msg.contains("+cons"), "{msg}");
     assert!(matches!(err("sjf+eazy"), PolicyError::UnknownMode { mode, .. } if mode == "eazy"));
-    assert!(matches!(err("sjf+easy+cons"), PolicyError::Malformed { .. }));
+    assert!(matches!(
+        err("sjf+easy+cons"),
+        PolicyError::Malformed { .. }
+    ));
     assert!(matches!(err("sjf:knob=1"), PolicyError::UnknownParam { key, .. } if key == "knob"));
     assert!(matches!(err("tetris:knob=2"), PolicyError::BadParam { key, .. } if key == "knob"));
     assert!(matches!(err("tetris:knob=x"), PolicyError::BadParam { .. }));
     assert!(matches!(err("tetris:knob"), PolicyError::Malformed { .. }));
-    assert!(matches!(err("random:seed=-1"), PolicyError::BadParam { .. }));
+    assert!(matches!(
+        err("random:seed=-1"),
+        PolicyError::BadParam { .. }
+    ));
     assert!(matches!(err("  "), PolicyError::Empty { .. }));
 }
 
 #[test]
 fn random_is_seeded_from_ctx() {
-    let nodes = [NodeState { id: NodeId(0), capacity: Resources::cpus(4, 0), free: Resources::cpus(4, 0) }];
+    let nodes = [NodeState {
+        id: NodeId(0),
+        capacity: Resources::cpus(4, 0),
+        free: Resources::cpus(4, 0),
+    }];
     let waiting: Vec<_> = (0..30)
-        .map(|i| WaitingTask { id: TaskId(i), submit: Time::ZERO, request: Resources::cpus(1, 0), estimate: None, user: 0, priority: 0 })
+        .map(|i| WaitingTask {
+            id: TaskId(i),
+            submit: Time::ZERO,
+            request: Resources::cpus(1, 0),
+            estimate: None,
+            user: 0,
+            priority: 0,
+        })
         .collect();
     let run = |seed| {
         let mut p = build("random", &BuildCtx { seed }).unwrap();
@@ -110,11 +147,25 @@ impl Scene {
 
 fn scene() -> impl Strategy<Value = Scene> {
     let node = (1u64..=16, 0u64..=64, 0u64..=2);
-    let run = (0usize..3, 1u64..=8, 0u64..=16, 0u64..=1, prop::option::of(0u64..200), 0u32..4);
+    let run = (
+        0usize..3,
+        1u64..=8,
+        0u64..=16,
+        0u64..=1,
+        prop::option::of(0u64..200),
+        0u32..4,
+    );
     // Half the scenes are many small tasks, so strict starts more than its
     // selection limit and switches to sorting.
     let cpus = prop_oneof![1u64..=2, 1u64..=20];
-    let wait = (0u64..100, cpus, 0u64..=80, 0u64..=2, prop::option::of(0u64..300), 0u32..4);
+    let wait = (
+        0u64..100,
+        cpus,
+        0u64..=80,
+        0u64..=2,
+        prop::option::of(0u64..300),
+        0u32..4,
+    );
     (
         100u64..200,
         prop::collection::vec(node, 1..=3),
@@ -128,7 +179,11 @@ fn scene() -> impl Strategy<Value = Scene> {
                 .enumerate()
                 .map(|(i, &(c, m, g))| {
                     let cap = Resources::cpus(c, m * 64).with_gpus(g);
-                    NodeState { id: NodeId(i as u32), capacity: cap, free: cap }
+                    NodeState {
+                        id: NodeId(i as u32),
+                        capacity: cap,
+                        free: cap,
+                    }
                 })
                 .collect();
             let mut running = Vec::new();
@@ -142,7 +197,8 @@ fn scene() -> impl Strategy<Value = Scene> {
                         node: NodeId(n as u32),
                         request: req,
                         start: Time::ZERO,
-                        expected_end: end.map(|e| Time::from_secs(now_s + e).min(Time::from_secs(e * 2))),
+                        expected_end: end
+                            .map(|e| Time::from_secs(now_s + e).min(Time::from_secs(e * 2))),
                         user,
                     });
                 }
@@ -162,7 +218,12 @@ fn scene() -> impl Strategy<Value = Scene> {
                     priority: 0,
                 })
                 .collect();
-            Scene { now, nodes: ns, waiting, running }
+            Scene {
+                now,
+                nodes: ns,
+                waiting,
+                running,
+            }
         })
 }
 
@@ -232,7 +293,12 @@ proptest! {
 
 /// Earliest time the head could start on some node, given the free resources
 /// now and the expected releases `(node, at, res)`; `None` if never.
-fn earliest_start(scene: &Scene, free: &[Resources], releases: &[(usize, Time, Resources)], req: &Resources) -> Option<Time> {
+fn earliest_start(
+    scene: &Scene,
+    free: &[Resources],
+    releases: &[(usize, Time, Resources)],
+    req: &Resources,
+) -> Option<Time> {
     let mut best: Option<Time> = None;
     for (n, f) in free.iter().enumerate().take(scene.nodes.len()) {
         if req.fits_in(f) {

@@ -9,15 +9,20 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use llmchain_sim::{run, swf, SimConfig, SwfOptions};
 
 fn engine(c: &mut Criterion) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/traces/lublin_256.swf");
-    let w = swf::read(&path, &SwfOptions::default())
-        .unwrap_or_else(|e| panic!("{e}: the trace ships in data/traces/ (see data/traces/SOURCES.md)"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/traces/lublin_256.swf");
+    let w = swf::read(&path, &SwfOptions::default()).unwrap_or_else(|e| {
+        panic!("{e}: the trace ships in data/traces/ (see data/traces/SOURCES.md)")
+    });
     let cfg = SimConfig::default();
     let mut g = c.benchmark_group("lublin_256_full");
     g.sample_size(20);
     for spec in ["fcfs", "fcfs+easy", "sjf+easy"] {
         let ctx = llmchain_policy::BuildCtx { seed: 1 };
-        let events = run(&w, &mut llmchain_policy::build(spec, &ctx).unwrap(), &cfg).unwrap().metrics.events;
+        let events = run(&w, &mut llmchain_policy::build(spec, &ctx).unwrap(), &cfg)
+            .unwrap()
+            .metrics
+            .events;
         g.throughput(Throughput::Elements(events));
         g.bench_function(spec, |b| {
             b.iter(|| {

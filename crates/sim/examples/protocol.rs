@@ -39,7 +39,8 @@ impl RlCompat {
             "sjf" => est,
             "f1" => {
                 let s = submit + self.offset_s;
-                (if est > 0.0 { est } else { 0.1 }).log10() * procs + 870.0 * (if s > 0.0 { s } else { 0.1 }).log10()
+                (if est > 0.0 { est } else { 0.1 }).log10() * procs
+                    + 870.0 * (if s > 0.0 { s } else { 0.1 }).log10()
             }
             "wfp3" => -(wait / est).powi(3) * procs,
             "unicep" => -(wait + 1e-15) / ((procs + 1e-15).log2() * est),
@@ -61,11 +62,15 @@ impl Policy for RlCompat {
             let head = match self.committed.and_then(|id| snap.waiting_task(id)) {
                 Some(t) if !proposed(out, t.id) => t,
                 _ => {
-                    let best = snap
-                        .waiting
-                        .iter()
-                        .filter(|t| !proposed(out, t.id))
-                        .min_by(|a, b| self.score(a, snap.now).total_cmp(&self.score(b, snap.now)).then(a.id.cmp(&b.id)));
+                    let best =
+                        snap.waiting
+                            .iter()
+                            .filter(|t| !proposed(out, t.id))
+                            .min_by(|a, b| {
+                                self.score(a, snap.now)
+                                    .total_cmp(&self.score(b, snap.now))
+                                    .then(a.id.cmp(&b.id))
+                            });
                     match best {
                         Some(t) => t,
                         None => {
@@ -79,7 +84,8 @@ impl Policy for RlCompat {
             if let Some(n) = Snapshot::first_fit(&head.request, &free) {
                 free[n.0 as usize] -= head.request;
                 out.push(Decision::start(head.id, n));
-                self.planned.push((snap.now + head.estimate.unwrap_or_default(), head.request));
+                self.planned
+                    .push((snap.now + head.estimate.unwrap_or_default(), head.request));
                 self.committed = None;
                 continue;
             }
@@ -105,7 +111,9 @@ impl Policy for RlCompat {
                     if t.id == head.id || proposed(out, t.id) {
                         continue;
                     }
-                    if snap.now + t.estimate.unwrap_or_default() < shadow && t.request.fits_in(&free[0]) {
+                    if snap.now + t.estimate.unwrap_or_default() < shadow
+                        && t.request.fits_in(&free[0])
+                    {
                         free[0] -= t.request;
                         out.push(Decision::start(t.id, llmchain_core::NodeId(0)));
                     }
@@ -127,8 +135,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = arg(4, "1").parse()?;
     let w = load(&spec, seed, false)?;
     let seqs = sample(&w, n, len, seed)?;
-    println!("{} ({} tasks), {n} x {len}, seed {seed}", w.meta.label, w.len());
-    println!("{:<12} {:>12} {:>10} {:>10} {:>8} {:>10} {:>12}", "policy", "avg bsld", "avg wait", "p99 bsld", "util", "events", "events/s");
+    println!(
+        "{} ({} tasks), {n} x {len}, seed {seed}",
+        w.meta.label,
+        w.len()
+    );
+    println!(
+        "{:<12} {:>12} {:>10} {:>10} {:>8} {:>10} {:>12}",
+        "policy", "avg bsld", "avg wait", "p99 bsld", "util", "events", "events/s"
+    );
     for p in policies.split(',') {
         let t0 = Instant::now();
         let mut runs = Vec::new();

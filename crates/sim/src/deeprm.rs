@@ -48,7 +48,11 @@ pub struct DeepRmConfig {
 
 impl Default for DeepRmConfig {
     fn default() -> Self {
-        DeepRmConfig { load: 1.0, jobs: 10_000, capacity: 10 }
+        DeepRmConfig {
+            load: 1.0,
+            jobs: 10_000,
+            capacity: 10,
+        }
     }
 }
 
@@ -56,13 +60,22 @@ impl DeepRmConfig {
     /// Check the parameters are in range.
     pub fn validate(&self) -> Result<(), SimError> {
         if !(0.1..=1.9).contains(&self.load) {
-            return Err(SimError::Param { param: "load", reason: format!("{} is outside 0.1..=1.9", self.load) });
+            return Err(SimError::Param {
+                param: "load",
+                reason: format!("{} is outside 0.1..=1.9", self.load),
+            });
         }
         if self.jobs == 0 {
-            return Err(SimError::Param { param: "jobs", reason: "must be at least 1".into() });
+            return Err(SimError::Param {
+                param: "jobs",
+                reason: "must be at least 1".into(),
+            });
         }
         if self.capacity == 0 || self.capacity > 1_000_000 {
-            return Err(SimError::Param { param: "cap", reason: format!("{} is outside 1..=1000000", self.capacity) });
+            return Err(SimError::Param {
+                param: "cap",
+                reason: format!("{} is outside 1..=1000000", self.capacity),
+            });
         }
         Ok(())
     }
@@ -88,22 +101,38 @@ pub fn generate(cfg: &DeepRmConfig, seed: u64) -> Result<Workload, SimError> {
             if tasks.len() == cfg.jobs || !rng.gen_bool(p) {
                 continue;
             }
-            let steps = if rng.gen_bool(0.8) { rng.gen_range(1..=3) } else { rng.gen_range(10..=15) };
+            let steps = if rng.gen_bool(0.8) {
+                rng.gen_range(1..=3)
+            } else {
+                rng.gen_range(10..=15)
+            };
             let dominant = rng.gen_range(0..2usize);
             let mut req = [0u64; 2];
             for (d, c) in cap.iter().enumerate() {
-                req[d] = if d == dominant { rng.gen_range(c / 4..=c / 2) } else { rng.gen_range(c / 20..=c / 10) };
+                req[d] = if d == dominant {
+                    rng.gen_range(c / 4..=c / 2)
+                } else {
+                    rng.gen_range(c / 20..=c / 10)
+                };
             }
             let id = tasks.len() as u64;
             let dur = Dur(STEP.0 * steps);
             tasks.push(
-                TaskSpec::new(id, Time(step * STEP.0), Resources::new(req[0].max(1), req[1].max(1)), dur)
-                    .with_estimate(dur),
+                TaskSpec::new(
+                    id,
+                    Time(step * STEP.0),
+                    Resources::new(req[0].max(1), req[1].max(1)),
+                    dur,
+                )
+                .with_estimate(dur),
             );
         }
         step += 1;
     }
-    debug_assert!(tasks.iter().enumerate().all(|(i, t)| t.id == TaskId(i as u64)));
+    debug_assert!(tasks
+        .iter()
+        .enumerate()
+        .all(|(i, t)| t.id == TaskId(i as u64)));
     let meta = WorkloadMeta {
         source: format!("deeprm:load={},jobs={},cap={}", cfg.load, cfg.jobs, cfg.capacity),
         label: format!("deeprm-{}", cfg.load),
@@ -132,7 +161,11 @@ mod tests {
         let span = (w.tasks.last().unwrap().submit.0 + STEP.0) as f64;
         let mut out = [0.0; 2];
         for (d, o) in out.iter_mut().enumerate() {
-            let area: f64 = w.tasks.iter().map(|t| t.request.0[d] as f64 * t.runtime.unwrap().0 as f64).sum();
+            let area: f64 = w
+                .tasks
+                .iter()
+                .map(|t| t.request.0[d] as f64 * t.runtime.unwrap().0 as f64)
+                .sum();
             *o = area / (cap.0[d] as f64 * span);
         }
         out
@@ -141,33 +174,70 @@ mod tests {
     #[test]
     fn offered_load_matches_target() {
         for load in [0.3, 0.9, 1.5, 1.9] {
-            let w = generate(&DeepRmConfig { load, jobs: 20_000, capacity: 10 }, 7).unwrap();
+            let w = generate(
+                &DeepRmConfig {
+                    load,
+                    jobs: 20_000,
+                    capacity: 10,
+                },
+                7,
+            )
+            .unwrap();
             for m in measured_load(&w) {
-                assert!((m - load).abs() / load < 0.05, "target {load}, measured {m}");
+                assert!(
+                    (m - load).abs() / load < 0.05,
+                    "target {load}, measured {m}"
+                );
             }
         }
     }
 
     #[test]
     fn paper_parameters() {
-        let w = generate(&DeepRmConfig { load: 1.0, jobs: 5_000, capacity: 10 }, 1).unwrap();
-        let short = w.tasks.iter().filter(|t| t.runtime.unwrap() <= Dur::from_secs(30)).count() as f64;
+        let w = generate(
+            &DeepRmConfig {
+                load: 1.0,
+                jobs: 5_000,
+                capacity: 10,
+            },
+            1,
+        )
+        .unwrap();
+        let short = w
+            .tasks
+            .iter()
+            .filter(|t| t.runtime.unwrap() <= Dur::from_secs(30))
+            .count() as f64;
         assert!((short / 5000.0 - 0.8).abs() < 0.03, "{short}");
         for t in &w.tasks {
             let steps = t.runtime.unwrap().0 / STEP.0;
             assert!((1..=3).contains(&steps) || (10..=15).contains(&steps));
             let f = t.request.fractions_of(&w.cluster.nodes[0].capacity);
-            let (hi, lo) = if f[0] >= f[1] { (f[0], f[1]) } else { (f[1], f[0]) };
-            assert!((0.25..=0.5).contains(&hi) && (0.05..=0.1).contains(&lo), "{f:?}");
+            let (hi, lo) = if f[0] >= f[1] {
+                (f[0], f[1])
+            } else {
+                (f[1], f[0])
+            };
+            assert!(
+                (0.25..=0.5).contains(&hi) && (0.05..=0.1).contains(&lo),
+                "{f:?}"
+            );
         }
         assert!(w.meta.perfect_estimates);
     }
 
     #[test]
     fn seeded_and_deterministic() {
-        let c = DeepRmConfig { load: 0.5, jobs: 100, capacity: 10 };
+        let c = DeepRmConfig {
+            load: 0.5,
+            jobs: 100,
+            capacity: 10,
+        };
         assert_eq!(generate(&c, 3).unwrap(), generate(&c, 3).unwrap());
-        assert_ne!(generate(&c, 3).unwrap().tasks, generate(&c, 4).unwrap().tasks);
+        assert_ne!(
+            generate(&c, 3).unwrap().tasks,
+            generate(&c, 4).unwrap().tasks
+        );
         assert!(generate(&DeepRmConfig { load: 2.5, ..c }, 1).is_err());
     }
 }

@@ -31,8 +31,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use llmchain_core::{
-    Decision, Dur, ExitStatus, NodeId, NodeState, Outcome, Policy, Resources, RunningTask, Snapshot, TaskId, Time,
-    Validator, Verdict, WaitingTask,
+    Decision, Dur, ExitStatus, NodeId, NodeState, Outcome, Policy, Resources, RunningTask,
+    Snapshot, TaskId, Time, Validator, Verdict, WaitingTask,
 };
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +54,11 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { perfect_estimates: false, utilisation_series: false, max_series_points: 2000 }
+        SimConfig {
+            perfect_estimates: false,
+            utilisation_series: false,
+            max_series_points: 2000,
+        }
     }
 }
 
@@ -69,7 +73,12 @@ const NOT_RUNNING: u32 = u32::MAX;
 /// the cheaper side is compacted towards the other (removing a prefix, as FCFS
 /// does, only advances `head`). The dead prefix is dropped once it is at least
 /// half the buffer, so that costs O(1) amortised.
-fn remove_started(wbuf: &mut Vec<WaitingTask>, head: &mut usize, started: &[Decision], state: &[u8]) {
+fn remove_started(
+    wbuf: &mut Vec<WaitingTask>,
+    head: &mut usize,
+    started: &[Decision],
+    state: &[u8],
+) {
     let live = &wbuf[*head..];
     let (mut first, mut last) = (usize::MAX, 0usize);
     for d in started {
@@ -116,7 +125,11 @@ fn remove_started(wbuf: &mut Vec<WaitingTask>, head: &mut usize, started: &[Deci
 /// Simulate `policy` on `workload`. Deterministic: same inputs → identical result.
 ///
 /// Fails only if the workload breaks its invariants (see [`Workload::check`]).
-pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &SimConfig) -> Result<RunResult, SimError> {
+pub fn run<P: Policy + ?Sized>(
+    workload: &Workload,
+    policy: &mut P,
+    config: &SimConfig,
+) -> Result<RunResult, SimError> {
     workload.check()?;
     let tasks = &workload.tasks;
     let n = tasks.len();
@@ -125,10 +138,20 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
         .nodes
         .iter()
         .enumerate()
-        .map(|(i, s)| NodeState { id: NodeId(i as u32), capacity: s.capacity, free: s.capacity })
+        .map(|(i, s)| NodeState {
+            id: NodeId(i as u32),
+            capacity: s.capacity,
+            free: s.capacity,
+        })
         .collect();
     let capacity = workload.cluster.total();
-    let estimate_of = |i: usize| if config.perfect_estimates { tasks[i].runtime } else { tasks[i].estimate };
+    let estimate_of = |i: usize| {
+        if config.perfect_estimates {
+            tasks[i].runtime
+        } else {
+            tasks[i].estimate
+        }
+    };
 
     let mut state = vec![0u8; n];
     let mut start = vec![Time::ZERO; n];
@@ -223,7 +246,9 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
                     policy.rejected(&verdict.rejected);
                 }
                 for d in &verdict.accepted {
-                    let Decision::Start { task, node } = *d else { continue };
+                    let Decision::Start { task, node } = *d else {
+                        continue;
+                    };
                     let i = task.0 as usize;
                     let t = &tasks[i];
                     let runtime = t.runtime.unwrap_or(Dur::ZERO);
@@ -266,7 +291,10 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
             }
         })
         .collect::<Vec<_>>();
-    debug_assert!(records.iter().enumerate().all(|(i, r)| r.id == TaskId(i as u64)));
+    debug_assert!(records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.id == TaskId(i as u64)));
     let metrics = compute_metrics(&records, &workload.cluster, c);
     if metrics.never_started > 0 {
         tracing::warn!(
@@ -281,9 +309,21 @@ pub fn run<P: Policy + ?Sized>(workload: &Workload, policy: &mut P, config: &Sim
         downsample(&series, end, capacity, config.max_series_points)
     });
     let (perfect_estimates, estimates_note) = if config.perfect_estimates {
-        (true, Some("protocol: actual run times shown as estimates (SimConfig::perfect_estimates)".to_string()))
+        (
+            true,
+            Some(
+                "protocol: actual run times shown as estimates (SimConfig::perfect_estimates)"
+                    .to_string(),
+            ),
+        )
     } else if workload.meta.perfect_estimates {
-        (true, Some(format!("source: every estimate equals the actual run time ({})", workload.meta.source)))
+        (
+            true,
+            Some(format!(
+                "source: every estimate equals the actual run time ({})",
+                workload.meta.source
+            )),
+        )
     } else {
         (false, None)
     };
@@ -309,7 +349,14 @@ mod tests {
     use super::*;
 
     fn wt(id: u64) -> WaitingTask {
-        WaitingTask { id: TaskId(id), submit: Time::ZERO, request: Resources::ZERO, estimate: None, user: 0, priority: 0 }
+        WaitingTask {
+            id: TaskId(id),
+            submit: Time::ZERO,
+            request: Resources::ZERO,
+            estimate: None,
+            user: 0,
+            priority: 0,
+        }
     }
 
     proptest! {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use llmchain_core::metrics::{jain, Summary, TaskMetrics};
 use llmchain_core::{
-    Cluster, Dim, ExitStatus, NodeId, Outcome, PolicyStats, Resources, TaskId, TaskSpec, Time, UserId, NDIMS,
+    Cluster, Dim, ExitStatus, NodeId, Outcome, PolicyStats, Resources, TaskId, TaskSpec, Time,
+    UserId, NDIMS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +66,11 @@ pub struct PerResource {
 impl PerResource {
     /// From an array in [`Dim`] slot order.
     pub fn from_array(a: [f64; NDIMS]) -> Self {
-        PerResource { cpu: a[Dim::Cpu.index()], mem: a[Dim::Mem.index()], gpu: a[Dim::Gpu.index()] }
+        PerResource {
+            cpu: a[Dim::Cpu.index()],
+            mem: a[Dim::Mem.index()],
+            gpu: a[Dim::Gpu.index()],
+        }
     }
 
     /// The value for one dimension.
@@ -164,7 +169,11 @@ pub fn metrics_of(records: &[TaskRecord], cluster: &Cluster) -> RunMetrics {
     compute_metrics(records, cluster, Counters::default())
 }
 
-pub(crate) fn compute_metrics(records: &[TaskRecord], cluster: &Cluster, c: Counters) -> RunMetrics {
+pub(crate) fn compute_metrics(
+    records: &[TaskRecord],
+    cluster: &Cluster,
+    c: Counters,
+) -> RunMetrics {
     let n = records.len();
     let mut wait = Vec::with_capacity(n);
     let mut tat = Vec::with_capacity(n);
@@ -238,21 +247,53 @@ pub fn summary(values: &mut [f64]) -> Summary {
     let p99 = pick(99.0);
     let p95 = pick(95.0);
     let p50 = pick(50.0);
-    Summary { n, mean, p50, p95, p99, max }
+    Summary {
+        n,
+        mean,
+        p50,
+        p95,
+        p99,
+        max,
+    }
 }
 
 /// Build a task record for `t` from the engine's per-task arrays.
-pub(crate) fn record(t: &TaskSpec, start: Option<Time>, end: Option<Time>, node: Option<NodeId>) -> TaskRecord {
-    TaskRecord { id: t.id, source_id: t.source_id, user: t.user, request: t.request, submit: t.submit, start, end, node }
+pub(crate) fn record(
+    t: &TaskSpec,
+    start: Option<Time>,
+    end: Option<Time>,
+    node: Option<NodeId>,
+) -> TaskRecord {
+    TaskRecord {
+        id: t.id,
+        source_id: t.source_id,
+        user: t.user,
+        request: t.request,
+        submit: t.submit,
+        start,
+        end,
+        node,
+    }
 }
 
 /// Downsample a step series `(time, used)` to at most `max` points: the
 /// horizon is cut into `max` equal bins and each point is the time-weighted
 /// mean utilisation over its bin. Series with ≤ `max` points are kept as is.
-pub(crate) fn downsample(raw: &[(Time, Resources)], end: Time, cap: Resources, max: usize) -> Vec<UtilPoint> {
+pub(crate) fn downsample(
+    raw: &[(Time, Resources)],
+    end: Time,
+    cap: Resources,
+    max: usize,
+) -> Vec<UtilPoint> {
     let frac = |u: &Resources| PerResource::from_array(u.fractions_of(&cap));
     if raw.len() <= max || max == 0 {
-        return raw.iter().map(|(t, u)| UtilPoint { t: t.as_secs_f64(), util: frac(u) }).collect();
+        return raw
+            .iter()
+            .map(|(t, u)| UtilPoint {
+                t: t.as_secs_f64(),
+                util: frac(u),
+            })
+            .collect();
     }
     let t0 = raw[0].0 .0 as f64;
     let span = (end.0 as f64 - t0).max(1.0);
@@ -270,7 +311,11 @@ pub(crate) fn downsample(raw: &[(Time, Resources)], end: Time, cap: Resources, m
         let last = (((b - t0) / width) as usize).min(max - 1);
         for (bin, slot) in acc.iter_mut().enumerate().take(last + 1).skip(first) {
             let lo = t0 + bin as f64 * width;
-            let hi = if bin == max - 1 { f64::INFINITY } else { lo + width };
+            let hi = if bin == max - 1 {
+                f64::INFINITY
+            } else {
+                lo + width
+            };
             let overlap = b.min(hi) - a.max(lo);
             if overlap > 0.0 {
                 for d in 0..NDIMS {
@@ -286,7 +331,10 @@ pub(crate) fn downsample(raw: &[(Time, Resources)], end: Time, cap: Resources, m
             for d in 0..NDIMS {
                 m[d] = a[d] / width;
             }
-            UtilPoint { t: (t0 + i as f64 * width) / 1000.0, util: PerResource::from_array(m) }
+            UtilPoint {
+                t: (t0 + i as f64 * width) / 1000.0,
+                util: PerResource::from_array(m),
+            }
         })
         .collect()
 }
@@ -395,12 +443,20 @@ mod tests {
         // 2-CPU node. A: 2 CPUs 0→10; B: 1 CPU submitted 0, runs 10→30 (wait 10);
         // C: user 2, 1 CPU submitted 5, never started.
         let mut recs = vec![rec(0, 1, 2, 0, 0, 10), rec(1, 1, 1, 0, 10, 30)];
-        recs.push(TaskRecord { start: None, end: None, node: None, ..rec(2, 2, 1, 5, 0, 0) });
+        recs.push(TaskRecord {
+            start: None,
+            end: None,
+            node: None,
+            ..rec(2, 2, 1, 5, 0, 0)
+        });
         let m = metrics_of(&recs, &Cluster::single(Resources::cpus(2, 0)));
         assert_eq!((m.tasks, m.completed, m.never_started), (3, 2, 1));
         assert_eq!((m.wait.mean, m.max_wait, m.makespan), (5.0, 10.0, 30.0));
         // turnaround 10 and 30; slowdown 1 and 1.5; bsld max(1, 10/10)=1 and 30/20 = 1.5
-        assert_eq!((m.turnaround.mean, m.slowdown.mean, m.bounded_slowdown.mean), (20.0, 1.25, 1.25));
+        assert_eq!(
+            (m.turnaround.mean, m.slowdown.mean, m.bounded_slowdown.mean),
+            (20.0, 1.25, 1.25)
+        );
         // area = 2·10 + 1·20 = 40 CPU·s over 2 CPUs × 30 s
         assert!((m.utilisation.cpu - 40.0 / 60.0).abs() < 1e-12);
         assert_eq!((m.utilisation.mem, m.users, m.jain_fairness), (0.0, 1, 1.0));
@@ -420,16 +476,28 @@ mod tests {
                 .collect();
             let want = Summary::of(&mut v.clone());
             let got = summary(&mut v);
-            assert_eq!((got.n, got.p50, got.p95, got.p99, got.max), (want.n, want.p50, want.p95, want.p99, want.max));
-            assert!((got.mean - want.mean).abs() <= 1e-9 * want.mean.abs().max(1.0), "{got:?} {want:?}");
+            assert_eq!(
+                (got.n, got.p50, got.p95, got.p99, got.max),
+                (want.n, want.p50, want.p95, want.p99, want.max)
+            );
+            assert!(
+                (got.mean - want.mean).abs() <= 1e-9 * want.mean.abs().max(1.0),
+                "{got:?} {want:?}"
+            );
         }
     }
 
     #[test]
     fn downsample_keeps_time_weighted_mean() {
         let cap = Resources::cpus(4, 0);
-        let raw: Vec<(Time, Resources)> =
-            (0..10_000).map(|i| (Time::from_secs(i), Resources::cpus(if i % 2 == 0 { 4 } else { 0 }, 0))).collect();
+        let raw: Vec<(Time, Resources)> = (0..10_000)
+            .map(|i| {
+                (
+                    Time::from_secs(i),
+                    Resources::cpus(if i % 2 == 0 { 4 } else { 0 }, 0),
+                )
+            })
+            .collect();
         let pts = downsample(&raw, Time::from_secs(10_000), cap, 100);
         assert_eq!(pts.len(), 100);
         for p in &pts {

@@ -20,12 +20,20 @@ pub const DEFAULT_LENGTH: usize = 1024;
 /// `parent#i` (i = 0..n).
 pub fn sample(w: &Workload, n: usize, len: usize, seed: u64) -> Result<Vec<Workload>, SimError> {
     if n == 0 {
-        return Err(SimError::Param { param: "sequences", reason: "must be at least 1".into() });
+        return Err(SimError::Param {
+            param: "sequences",
+            reason: "must be at least 1".into(),
+        });
     }
     if len == 0 || len > w.len() {
         return Err(SimError::Param {
             param: "length",
-            reason: format!("{len} is outside 1..={} (the workload {} has {} tasks)", w.len(), w.meta.label, w.len()),
+            reason: format!(
+                "{len} is outside 1..={} (the workload {} has {} tasks)",
+                w.len(),
+                w.meta.label,
+                w.len()
+            ),
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -51,18 +59,36 @@ pub fn window(w: &Workload, sequence: usize, start: usize, len: usize, seed: u64
             t
         })
         .collect::<Vec<_>>();
-    let from_runtime = tasks.iter().filter(|t| t.estimate.is_some() && t.estimate == t.runtime).count() as u64;
+    let from_runtime = tasks
+        .iter()
+        .filter(|t| t.estimate.is_some() && t.estimate == t.runtime)
+        .count() as u64;
     let meta = WorkloadMeta {
         source: w.meta.source.clone(),
         label: format!("{}#{sequence}", w.meta.label),
         notes: w.meta.notes.clone(),
         skipped: w.meta.skipped.clone(),
-        estimates_from_runtime: if w.meta.estimates_from_runtime == 0 { 0 } else { from_runtime },
-        perfect_estimates: tasks.iter().all(|t| t.estimate.is_some() && t.estimate == t.runtime),
+        estimates_from_runtime: if w.meta.estimates_from_runtime == 0 {
+            0
+        } else {
+            from_runtime
+        },
+        perfect_estimates: tasks
+            .iter()
+            .all(|t| t.estimate.is_some() && t.estimate == t.runtime),
         seed: Some(seed),
-        window: Some(Window { sequence, start, len, rebased_from: base }),
+        window: Some(Window {
+            sequence,
+            start,
+            len,
+            rebased_from: base,
+        }),
     };
-    Workload { cluster: w.cluster.clone(), tasks, meta }
+    Workload {
+        cluster: w.cluster.clone(),
+        tasks,
+        meta,
+    }
 }
 
 #[cfg(test)]
@@ -72,10 +98,25 @@ mod tests {
     use super::*;
 
     fn parent(n: u64) -> Workload {
-        let tasks =
-            (0..n).map(|i| TaskSpec::new(i, Time::from_secs(100 + 10 * i), Resources::cpus(1, 0), Dur::from_secs(5))).collect();
-        Workload::new(Cluster::single(Resources::cpus(4, 0)), tasks, WorkloadMeta { label: "p".into(), ..Default::default() })
-            .unwrap()
+        let tasks = (0..n)
+            .map(|i| {
+                TaskSpec::new(
+                    i,
+                    Time::from_secs(100 + 10 * i),
+                    Resources::cpus(1, 0),
+                    Dur::from_secs(5),
+                )
+            })
+            .collect();
+        Workload::new(
+            Cluster::single(Resources::cpus(4, 0)),
+            tasks,
+            WorkloadMeta {
+                label: "p".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -96,9 +137,16 @@ mod tests {
             }
         }
         assert_eq!(sample(&p, 5, 20, 1).unwrap(), seqs);
-        let starts = |v: &[Workload]| v.iter().map(|s| s.meta.window.unwrap().start).collect::<Vec<_>>();
+        let starts = |v: &[Workload]| {
+            v.iter()
+                .map(|s| s.meta.window.unwrap().start)
+                .collect::<Vec<_>>()
+        };
         assert_ne!(starts(&sample(&p, 5, 20, 2).unwrap()), starts(&seqs));
         assert!(sample(&p, 1, 101, 1).is_err());
-        assert_eq!(sample(&p, 1, 100, 1).unwrap()[0].meta.window.unwrap().start, 0);
+        assert_eq!(
+            sample(&p, 1, 100, 1).unwrap()[0].meta.window.unwrap().start,
+            0
+        );
     }
 }

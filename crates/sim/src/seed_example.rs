@@ -44,7 +44,11 @@ pub fn generate(seed: u64) -> Result<Workload, SimError> {
         seed: Some(seed),
         ..Default::default()
     };
-    Workload::new(Cluster::single(Resources::cpus(CPUS, MEM_UNITS * MEM_UNIT_MIB)), tasks, meta)
+    Workload::new(
+        Cluster::single(Resources::cpus(CPUS, MEM_UNITS * MEM_UNIT_MIB)),
+        tasks,
+        meta,
+    )
 }
 
 #[cfg(test)]
@@ -58,8 +62,12 @@ mod tests {
         assert_eq!(w.cluster.nodes[0].capacity, Resources::cpus(8, 16 * 1024));
         for (i, t) in w.tasks.iter().enumerate() {
             assert_eq!((t.source_id, t.submit), (i as u64, Time::ZERO));
-            assert!((1000..=4000).contains(&t.request.cpu_milli()) && t.request.cpu_milli() % 1000 == 0);
-            assert!((1024..=8192).contains(&t.request.mem_mib()) && t.request.mem_mib() % 1024 == 0);
+            assert!(
+                (1000..=4000).contains(&t.request.cpu_milli()) && t.request.cpu_milli() % 1000 == 0
+            );
+            assert!(
+                (1024..=8192).contains(&t.request.mem_mib()) && t.request.mem_mib() % 1024 == 0
+            );
             assert!((Dur::from_secs(10)..=Dur::from_secs(30)).contains(&t.runtime.unwrap()));
         }
         assert!(w.meta.perfect_estimates);

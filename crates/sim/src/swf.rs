@@ -182,11 +182,16 @@ pub struct SwfHeader {
 
 /// Read an `.swf` or `.swf.gz` file (gzip is detected by its magic bytes).
 pub fn read(path: &Path, opts: &SwfOptions) -> Result<Workload, SimError> {
-    let io = |source| SimError::Io { path: path.to_path_buf(), source };
+    let io = |source| SimError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let raw = std::fs::read(path).map_err(io)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(io)?;
         out
     } else {
         raw
@@ -228,10 +233,18 @@ pub fn parse_str(text: &str, path: &Path, opts: &SwfOptions) -> Result<Workload,
                             continue;
                         }
                         Err(_) => {
-                            return Err(swf_err(lineno, format!("header {key}"), format!("`{val}` is not a number")))
+                            return Err(swf_err(
+                                lineno,
+                                format!("header {key}"),
+                                format!("`{val}` is not a number"),
+                            ))
                         }
                     };
-                    let slot = if key == "MaxProcs" { &mut header.max_procs } else { &mut header.max_nodes };
+                    let slot = if key == "MaxProcs" {
+                        &mut header.max_procs
+                    } else {
+                        &mut header.max_nodes
+                    };
                     *slot = (n > 0).then_some(n as u64);
                 }
             }
@@ -281,7 +294,13 @@ pub fn parse_str(text: &str, path: &Path, opts: &SwfOptions) -> Result<Workload,
             renumbered += 1;
             lineno as u64
         };
-        let id_of = |v: i64| if v >= 0 { v.min(u32::MAX as i64) as u32 } else { 0 };
+        let id_of = |v: i64| {
+            if v >= 0 {
+                v.min(u32::MAX as i64) as u32
+            } else {
+                0
+            }
+        };
         tasks.push(TaskSpec {
             id: llmchain_core::TaskId(0),
             source_id,
@@ -307,20 +326,34 @@ pub fn parse_str(text: &str, path: &Path, opts: &SwfOptions) -> Result<Workload,
         }
     };
     if from_runtime > 0 {
-        notes.push(format!("requested time missing for {from_runtime} jobs: used actual run time as estimate"));
+        notes.push(format!(
+            "requested time missing for {from_runtime} jobs: used actual run time as estimate"
+        ));
     }
     if extra_cols > 0 {
-        notes.push(format!("{extra_cols} lines had more than 18 fields: extra columns ignored"));
+        notes.push(format!(
+            "{extra_cols} lines had more than 18 fields: extra columns ignored"
+        ));
     }
     if renumbered > 0 {
-        notes.push(format!("{renumbered} jobs had no job number: used their line number as source id"));
+        notes.push(format!(
+            "{renumbered} jobs had no job number: used their line number as source id"
+        ));
     }
     if !skipped.is_empty() {
-        notes.push(format!("skipped {}", crate::workload::fmt_skipped(&skipped)));
+        notes.push(format!(
+            "skipped {}",
+            crate::workload::fmt_skipped(&skipped)
+        ));
     }
     let label = path
         .file_name()
-        .map(|f| f.to_string_lossy().trim_end_matches(".gz").trim_end_matches(".swf").to_string())
+        .map(|f| {
+            f.to_string_lossy()
+                .trim_end_matches(".gz")
+                .trim_end_matches(".swf")
+                .to_string()
+        })
         .unwrap_or_else(|| "swf".into());
     let meta = WorkloadMeta {
         source: format!("swf:{}", path.display()),
@@ -332,7 +365,11 @@ pub fn parse_str(text: &str, path: &Path, opts: &SwfOptions) -> Result<Workload,
         seed: None,
         window: None,
     };
-    Workload::new(Cluster::single(Resources::new(procs * 1000, 0)), tasks, meta)
+    Workload::new(
+        Cluster::single(Resources::new(procs * 1000, 0)),
+        tasks,
+        meta,
+    )
 }
 
 #[cfg(test)]
@@ -347,11 +384,21 @@ mod tests {
 
     #[test]
     fn maps_fields_and_prefers_maxprocs() {
-        let w = parse(&format!("{HDR}7 100 5 30 4 -1 -1 -1 60 -1 1 3 2 -1 -1 -1 -1 -1\n"), false).unwrap();
+        let w = parse(
+            &format!("{HDR}7 100 5 30 4 -1 -1 -1 60 -1 1 3 2 -1 -1 -1 -1 -1\n"),
+            false,
+        )
+        .unwrap();
         assert_eq!(w.cluster.nodes[0].capacity, Resources::new(16_000, 0));
         let t = &w.tasks[0];
-        assert_eq!((t.source_id, t.submit, t.request.cpu_milli()), (7, Time::from_secs(100), 4000));
-        assert_eq!((t.runtime, t.estimate, t.user, t.group), (Some(Dur::from_secs(30)), Some(Dur::from_secs(60)), 3, 2));
+        assert_eq!(
+            (t.source_id, t.submit, t.request.cpu_milli()),
+            (7, Time::from_secs(100), 4000)
+        );
+        assert_eq!(
+            (t.runtime, t.estimate, t.user, t.group),
+            (Some(Dur::from_secs(30)), Some(Dur::from_secs(60)), 3, 2)
+        );
         assert_eq!(w.meta.estimates_from_runtime, 0);
         assert!(!w.meta.perfect_estimates);
     }
@@ -367,7 +414,11 @@ mod tests {
             -1 5 -1 10 1 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1 99 98\n";
         let w = parse(text, false).unwrap();
         assert_eq!(w.cluster.nodes[0].capacity.cpu_milli(), 8000);
-        let procs: Vec<u64> = w.tasks.iter().map(|t| t.request.cpu_milli() / 1000).collect();
+        let procs: Vec<u64> = w
+            .tasks
+            .iter()
+            .map(|t| t.request.cpu_milli() / 1000)
+            .collect();
         assert_eq!(procs, vec![2, 3, 1]);
         assert_eq!(w.tasks[2].source_id, 7, "missing job number → line number");
         assert_eq!(w.meta.skipped[SKIP_RUNTIME], 1);
@@ -376,7 +427,10 @@ mod tests {
         assert_eq!(w.meta.estimates_from_runtime, 3);
         assert!(w.meta.perfect_estimates);
         let notes = w.meta.notes.join("\n");
-        assert!(notes.contains("requested time missing for 3 jobs: used actual run time as estimate"), "{notes}");
+        assert!(
+            notes.contains("requested time missing for 3 jobs: used actual run time as estimate"),
+            "{notes}"
+        );
         assert!(notes.contains("extra columns ignored"), "{notes}");
     }
 
@@ -384,16 +438,28 @@ mod tests {
     fn malformed_line_names_file_line_and_field() {
         let text = format!("{HDR}1 0 -1 10 1 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n1 0 -1 ten 1 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n");
         let msg = parse(&text, false).unwrap_err().to_string();
-        assert!(msg.starts_with("t.swf:4: SWF field 4 (run time): `ten`"), "{msg}");
-        let msg = parse(&format!("{HDR}1 0 -1 10\n"), false).unwrap_err().to_string();
-        assert!(msg.contains("t.swf:3") && msg.contains("expected 18 fields, found 4"), "{msg}");
+        assert!(
+            msg.starts_with("t.swf:4: SWF field 4 (run time): `ten`"),
+            "{msg}"
+        );
+        let msg = parse(&format!("{HDR}1 0 -1 10\n"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("t.swf:3") && msg.contains("expected 18 fields, found 4"),
+            "{msg}"
+        );
         let w = parse(&text, true).unwrap();
         assert_eq!((w.len(), w.meta.skipped[SKIP_MALFORMED]), (1, 1));
     }
 
     #[test]
     fn decimals_are_rounded() {
-        let w = parse(&format!("{HDR}1 0 -1 10 1 552.21 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"), false).unwrap();
+        let w = parse(
+            &format!("{HDR}1 0 -1 10 1 552.21 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"),
+            false,
+        )
+        .unwrap();
         assert_eq!(w.len(), 1);
     }
 
@@ -401,17 +467,26 @@ mod tests {
     fn empty_is_a_clear_error() {
         let msg = parse(HDR, false).unwrap_err().to_string();
         assert!(msg.contains("no tasks") && msg.contains("t.swf"), "{msg}");
-        let msg = parse(&format!("{HDR}1 0 -1 0 1 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"), false)
-            .unwrap_err()
-            .to_string();
+        let msg = parse(
+            &format!("{HDR}1 0 -1 0 1 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("every job was skipped"), "{msg}");
     }
 
     #[test]
     fn oversized_job_is_rejected_with_its_id() {
-        let msg = parse(&format!("{HDR}77 0 -1 10 17 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"), false)
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("task 77") && msg.contains("17000") && msg.contains("16000"), "{msg}");
+        let msg = parse(
+            &format!("{HDR}77 0 -1 10 17 -1 -1 -1 -1 -1 1 -1 -1 -1 -1 -1 -1 -1\n"),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("task 77") && msg.contains("17000") && msg.contains("16000"),
+            "{msg}"
+        );
     }
 }

@@ -90,8 +90,14 @@ struct JsonTask {
 
 /// Read a task list; `.json` files as JSON, anything else as CSV.
 pub fn read(path: &Path) -> Result<Workload, SimError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io { path: path.to_path_buf(), source })?;
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
         parse_json(&text, path)
     } else {
         parse_csv(&text, path)
@@ -135,8 +141,11 @@ impl Ctx<'_> {
         count: u32,
         out: &mut Vec<NodeSpec>,
     ) -> Result<(), SimError> {
-        let cap = Resources::new(self.scaled(loc, "cpu", cpu, 1000.0)?, self.scaled(loc, "mem", mem, 1.0)?)
-            .with_gpus(self.scaled(loc, "gpu", gpu, 1.0)?);
+        let cap = Resources::new(
+            self.scaled(loc, "cpu", cpu, 1000.0)?,
+            self.scaled(loc, "mem", mem, 1.0)?,
+        )
+        .with_gpus(self.scaled(loc, "gpu", gpu, 1.0)?);
         if cap.is_zero() {
             return Err(self.err(loc, "cpu", "a node needs some capacity"));
         }
@@ -145,8 +154,15 @@ impl Ctx<'_> {
         }
         let base = name.unwrap_or_else(|| format!("n{}", out.len()));
         for k in 0..count {
-            let name = if count == 1 { base.clone() } else { format!("{base}-{k}") };
-            out.push(NodeSpec { name, capacity: cap });
+            let name = if count == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{k}")
+            };
+            out.push(NodeSpec {
+                name,
+                capacity: cap,
+            });
         }
         Ok(())
     }
@@ -163,10 +179,18 @@ impl Ctx<'_> {
         runtime: f64,
         estimate: Option<f64>,
     ) -> Result<TaskSpec, SimError> {
-        let request = Resources::new(self.scaled(loc, "cpu", cpu, 1000.0)?, self.scaled(loc, "mem", mem, 1.0)?)
-            .with_gpus(self.scaled(loc, "gpu", gpu, 1.0)?);
+        let request = Resources::new(
+            self.scaled(loc, "cpu", cpu, 1000.0)?,
+            self.scaled(loc, "mem", mem, 1.0)?,
+        )
+        .with_gpus(self.scaled(loc, "gpu", gpu, 1.0)?);
         let runtime = Dur(self.scaled(loc, "runtime", runtime, 1000.0)?);
-        let mut t = TaskSpec::new(0, Time(self.scaled(loc, "submit", submit, 1000.0)?), request, runtime);
+        let mut t = TaskSpec::new(
+            0,
+            Time(self.scaled(loc, "submit", submit, 1000.0)?),
+            request,
+            runtime,
+        );
         t.id = TaskId(0);
         t.source_id = id;
         if let Some(e) = estimate {
@@ -180,11 +204,15 @@ fn meta(path: &Path, kind: &str, tasks: &[TaskSpec]) -> WorkloadMeta {
     let missing = tasks.iter().filter(|t| t.estimate.is_none()).count();
     let mut notes = vec![format!("task list ({kind})")];
     if missing > 0 {
-        notes.push(format!("estimate missing for {missing} tasks: policies see no estimate for them"));
+        notes.push(format!(
+            "estimate missing for {missing} tasks: policies see no estimate for them"
+        ));
     }
     WorkloadMeta {
         source: format!("tasks:{}", path.display()),
-        label: path.file_stem().map_or_else(|| "tasks".into(), |s| s.to_string_lossy().into_owned()),
+        label: path
+            .file_stem()
+            .map_or_else(|| "tasks".into(), |s| s.to_string_lossy().into_owned()),
         notes,
         ..Default::default()
     }
@@ -194,11 +222,23 @@ fn meta(path: &Path, kind: &str, tasks: &[TaskSpec]) -> WorkloadMeta {
 pub fn parse_json(text: &str, path: &Path) -> Result<Workload, SimError> {
     let cx = Ctx { path };
     let file: JsonFile = serde_json::from_str(text).map_err(|e| {
-        cx.err(format!("line {}, column {}", e.line(), e.column()), "-", e.to_string())
+        cx.err(
+            format!("line {}, column {}", e.line(), e.column()),
+            "-",
+            e.to_string(),
+        )
     })?;
     let mut nodes = Vec::new();
     for (i, n) in file.cluster.nodes.into_iter().enumerate() {
-        cx.node(&format!("cluster.nodes[{i}]"), n.name, n.cpu, n.mem, n.gpu, n.count.unwrap_or(1), &mut nodes)?;
+        cx.node(
+            &format!("cluster.nodes[{i}]"),
+            n.name,
+            n.cpu,
+            n.mem,
+            n.gpu,
+            n.count.unwrap_or(1),
+            &mut nodes,
+        )?;
     }
     if nodes.is_empty() {
         return Err(cx.err("cluster", "nodes", "the cluster needs at least one node"));
@@ -206,7 +246,9 @@ pub fn parse_json(text: &str, path: &Path) -> Result<Workload, SimError> {
     let mut tasks = Vec::with_capacity(file.tasks.len());
     for (i, t) in file.tasks.into_iter().enumerate() {
         let loc = format!("tasks[{i}]");
-        let mut spec = cx.task(&loc, t.id, t.submit, t.cpu, t.mem, t.gpu, t.runtime, t.estimate)?;
+        let mut spec = cx.task(
+            &loc, t.id, t.submit, t.cpu, t.mem, t.gpu, t.runtime, t.estimate,
+        )?;
         spec.user = t.user;
         spec.group = t.group;
         spec.priority = t.priority;
@@ -227,19 +269,36 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Workload, SimError> {
             continue;
         }
         let Some(c) = t.strip_prefix('#') else { break };
-        let Some(spec) = c.trim().strip_prefix("node:") else { continue };
+        let Some(spec) = c.trim().strip_prefix("node:") else {
+            continue;
+        };
         let loc = format!("line {}", i + 1);
         let (mut name, mut cpu, mut mem, mut gpu, mut count) = (None, None, None, 0.0, 1u32);
         for kv in spec.split_whitespace() {
-            let (k, v) = kv.split_once('=').ok_or_else(|| cx.err(&loc, kv, "expected key=value"))?;
-            let num = || v.parse::<f64>().map_err(|_| cx.err(&loc, k, format!("`{v}` is not a number")));
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| cx.err(&loc, kv, "expected key=value"))?;
+            let num = || {
+                v.parse::<f64>()
+                    .map_err(|_| cx.err(&loc, k, format!("`{v}` is not a number")))
+            };
             match k {
                 "name" => name = Some(v.to_string()),
                 "cpu" => cpu = Some(num()?),
                 "mem" => mem = Some(num()?),
                 "gpu" => gpu = num()?,
-                "count" => count = v.parse().map_err(|_| cx.err(&loc, k, format!("`{v}` is not a whole number")))?,
-                _ => return Err(cx.err(&loc, k, "unknown node key (known: name, cpu, mem, gpu, count)")),
+                "count" => {
+                    count = v
+                        .parse()
+                        .map_err(|_| cx.err(&loc, k, format!("`{v}` is not a whole number")))?
+                }
+                _ => {
+                    return Err(cx.err(
+                        &loc,
+                        k,
+                        "unknown node key (known: name, cpu, mem, gpu, count)",
+                    ))
+                }
             }
         }
         let cpu = cpu.ok_or_else(|| cx.err(&loc, "cpu", "missing"))?;
@@ -247,15 +306,32 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Workload, SimError> {
         cx.node(&loc, name, cpu, mem, gpu, count, &mut nodes)?;
     }
     if nodes.is_empty() {
-        return Err(cx.err("line 1", "-", "a CSV task list needs its cluster first: add a line `# node: cpu=8 mem=16384`"));
+        return Err(cx.err(
+            "line 1",
+            "-",
+            "a CSV task list needs its cluster first: add a line `# node: cpu=8 mem=16384`",
+        ));
     }
-    let mut rdr = csv::ReaderBuilder::new().comment(Some(b'#')).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| cx.err("header", "-", e.to_string()))?.clone();
+    let mut rdr = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| cx.err("header", "-", e.to_string()))?
+        .clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let mut idx = [0usize; 7];
     for (k, name) in CSV_COLUMNS.iter().enumerate() {
         idx[k] = col(name).ok_or_else(|| {
-            cx.err("header", name, format!("missing column; the header must have {}", CSV_COLUMNS.join(",")))
+            cx.err(
+                "header",
+                name,
+                format!(
+                    "missing column; the header must have {}",
+                    CSV_COLUMNS.join(",")
+                ),
+            )
         })?;
     }
     let (gpu_col, group_col, prio_col) = (col("gpu"), col("group"), col("priority"));
@@ -269,7 +345,9 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Workload, SimError> {
         let loc = format!("line {line} (row {})", row + 1);
         let cell = |c: usize| rec.get(c).unwrap_or("");
         let num = |c: usize, name: &str| -> Result<f64, SimError> {
-            cell(c).parse::<f64>().map_err(|_| cx.err(&loc, name, format!("`{}` is not a number", cell(c))))
+            cell(c)
+                .parse::<f64>()
+                .map_err(|_| cx.err(&loc, name, format!("`{}` is not a number", cell(c))))
         };
         let opt = |c: Option<usize>, name: &str| -> Result<Option<f64>, SimError> {
             match c.map(cell) {
@@ -277,20 +355,39 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Workload, SimError> {
                 Some(_) => num(c.unwrap_or(0), name).map(Some),
             }
         };
-        let id = cell(idx[0]).parse::<u64>().map_err(|_| cx.err(&loc, "id", format!("`{}` is not a whole number", cell(idx[0]))))?;
+        let id = cell(idx[0]).parse::<u64>().map_err(|_| {
+            cx.err(
+                &loc,
+                "id",
+                format!("`{}` is not a whole number", cell(idx[0])),
+            )
+        })?;
         let gpu = opt(gpu_col, "gpu")?.unwrap_or(0.0);
-        let mut t = cx.task(&loc, id, num(idx[1], "submit")?, num(idx[2], "cpu")?, num(idx[3], "mem")?, gpu, num(idx[4], "runtime")?, opt(Some(idx[5]), "estimate")?)?;
+        let mut t = cx.task(
+            &loc,
+            id,
+            num(idx[1], "submit")?,
+            num(idx[2], "cpu")?,
+            num(idx[3], "mem")?,
+            gpu,
+            num(idx[4], "runtime")?,
+            opt(Some(idx[5]), "estimate")?,
+        )?;
         let whole = |c: Option<usize>, name: &str| -> Result<u32, SimError> {
             match c.map(cell) {
                 None | Some("") => Ok(0),
-                Some(v) => v.parse().map_err(|_| cx.err(&loc, name, format!("`{v}` is not a whole number"))),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| cx.err(&loc, name, format!("`{v}` is not a whole number"))),
             }
         };
         t.user = whole(Some(idx[6]), "user")?;
         t.group = whole(group_col, "group")?;
         t.priority = match prio_col.map(cell) {
             None | Some("") => 0,
-            Some(v) => v.parse().map_err(|_| cx.err(&loc, "priority", format!("`{v}` is not an integer")))?,
+            Some(v) => v
+                .parse()
+                .map_err(|_| cx.err(&loc, "priority", format!("`{v}` is not an integer")))?,
         };
         tasks.push(t);
     }
@@ -312,8 +409,14 @@ mod tests {
         assert_eq!(w.cluster.nodes[1].name, "w-1");
         assert_eq!(w.tasks[0].source_id, 4);
         let t = &w.tasks[1];
-        assert_eq!((t.source_id, t.submit, t.request, t.user), (9, Time(1500), Resources::new(500, 100), 3));
-        assert_eq!((t.runtime, t.estimate), (Some(Dur(10_000)), Some(Dur(12_000))));
+        assert_eq!(
+            (t.source_id, t.submit, t.request, t.user),
+            (9, Time(1500), Resources::new(500, 100), 3)
+        );
+        assert_eq!(
+            (t.runtime, t.estimate),
+            (Some(Dur(10_000)), Some(Dur(12_000)))
+        );
         assert_eq!(w.tasks[0].estimate, None);
         assert_eq!(w.meta.label, "t");
     }
@@ -321,16 +424,27 @@ mod tests {
     #[test]
     fn json_errors_name_place_and_field() {
         let bad_syntax = "{\"cluster\": {\"nodes\": []},\n \"tasks\": [ { \"id\": 1, } ] }";
-        let msg = parse_json(bad_syntax, Path::new("t.json")).unwrap_err().to_string();
+        let msg = parse_json(bad_syntax, Path::new("t.json"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with("t.json: line 2"), "{msg}");
         let neg = r#"{"cluster":{"nodes":[{"cpu":4,"mem":1}]},"tasks":[{"id":1,"submit":0,"cpu":1,"mem":1,"runtime":-3}]}"#;
-        let msg = parse_json(neg, Path::new("t.json")).unwrap_err().to_string();
-        assert!(msg.contains("tasks[0]") && msg.contains("`runtime`"), "{msg}");
+        let msg = parse_json(neg, Path::new("t.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("tasks[0]") && msg.contains("`runtime`"),
+            "{msg}"
+        );
         let unknown = r#"{"cluster":{"nodes":[{"cpu":4,"mem":1}]},"tasks":[{"id":1,"submit":0,"cpu":1,"mem":1,"runtime":3,"colour":1}]}"#;
-        let msg = parse_json(unknown, Path::new("t.json")).unwrap_err().to_string();
+        let msg = parse_json(unknown, Path::new("t.json"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("colour"), "{msg}");
         let big = r#"{"cluster":{"nodes":[{"cpu":4,"mem":1}]},"tasks":[{"id":31,"submit":0,"cpu":5,"mem":1,"runtime":3}]}"#;
-        let msg = parse_json(big, Path::new("t.json")).unwrap_err().to_string();
+        let msg = parse_json(big, Path::new("t.json"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("task 31") && msg.contains("cpu"), "{msg}");
     }
 
@@ -340,13 +454,29 @@ mod tests {
         let w = parse_csv(text, Path::new("t.csv")).unwrap();
         assert_eq!(w.cluster.nodes.len(), 3);
         assert_eq!(w.tasks[1].estimate, None);
-        assert_eq!((w.tasks[0].user, w.tasks[0].estimate), (3, Some(Dur::from_secs(40))));
+        assert_eq!(
+            (w.tasks[0].user, w.tasks[0].estimate),
+            (3, Some(Dur::from_secs(40)))
+        );
         let bad = "# node: cpu=8 mem=16384\nid,submit,cpu,mem,runtime,estimate,user\n1,0,2,1024,30,40,3\n2,x,1,512,10,,\n";
         let msg = parse_csv(bad, Path::new("t.csv")).unwrap_err().to_string();
-        assert!(msg.contains("t.csv: line 4 (row 2): field `submit`"), "{msg}");
-        let msg = parse_csv("id,submit\n", Path::new("t.csv")).unwrap_err().to_string();
+        assert!(
+            msg.contains("t.csv: line 4 (row 2): field `submit`"),
+            "{msg}"
+        );
+        let msg = parse_csv("id,submit\n", Path::new("t.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("# node:"), "{msg}");
-        let msg = parse_csv("# node: cpu=1 mem=1\nid,submit,cpu,mem,runtime,user\n", Path::new("t.csv")).unwrap_err().to_string();
-        assert!(msg.contains("`estimate`") && msg.contains("missing column"), "{msg}");
+        let msg = parse_csv(
+            "# node: cpu=1 mem=1\nid,submit,cpu,mem,runtime,user\n",
+            Path::new("t.csv"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("`estimate`") && msg.contains("missing column"),
+            "{msg}"
+        );
     }
 }

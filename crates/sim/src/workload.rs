@@ -65,14 +65,21 @@ impl Workload {
     /// assigns `TaskId`s 0..n (keeping each task's `source_id`), and checks that
     /// it is non-empty, every task has a run time and fits on some node.
     /// `meta.perfect_estimates` is recomputed from the tasks.
-    pub fn new(cluster: Cluster, mut tasks: Vec<TaskSpec>, meta: WorkloadMeta) -> Result<Self, SimError> {
+    pub fn new(
+        cluster: Cluster,
+        mut tasks: Vec<TaskSpec>,
+        meta: WorkloadMeta,
+    ) -> Result<Self, SimError> {
         if tasks.is_empty() {
             let reason = if meta.skipped.is_empty() {
                 "the source contains no jobs".to_string()
             } else {
                 format!("every job was skipped ({})", fmt_skipped(&meta.skipped))
             };
-            return Err(SimError::EmptyWorkload { source_label: meta.source.clone(), reason });
+            return Err(SimError::EmptyWorkload {
+                source_label: meta.source.clone(),
+                reason,
+            });
         }
         if cluster.nodes.is_empty() {
             return Err(SimError::InvalidWorkload {
@@ -84,9 +91,16 @@ impl Workload {
         for (i, t) in tasks.iter_mut().enumerate() {
             t.id = TaskId(i as u64);
         }
-        let mut w = Workload { cluster, tasks, meta };
+        let mut w = Workload {
+            cluster,
+            tasks,
+            meta,
+        };
         w.check()?;
-        w.meta.perfect_estimates = w.tasks.iter().all(|t| t.estimate.is_some() && t.estimate == t.runtime);
+        w.meta.perfect_estimates = w
+            .tasks
+            .iter()
+            .all(|t| t.estimate.is_some() && t.estimate == t.runtime);
         Ok(w)
     }
 
@@ -94,10 +108,16 @@ impl Workload {
     pub fn check(&self) -> Result<(), SimError> {
         let src = || self.meta.source.clone();
         if self.tasks.is_empty() {
-            return Err(SimError::EmptyWorkload { source_label: src(), reason: "no tasks".into() });
+            return Err(SimError::EmptyWorkload {
+                source_label: src(),
+                reason: "no tasks".into(),
+            });
         }
         if self.cluster.nodes.is_empty() {
-            return Err(SimError::InvalidWorkload { source_label: src(), reason: "the cluster has no nodes".into() });
+            return Err(SimError::InvalidWorkload {
+                source_label: src(),
+                reason: "the cluster has no nodes".into(),
+            });
         }
         let max = self.cluster.max_node();
         let mut prev = Time::ZERO;
@@ -111,12 +131,18 @@ impl Workload {
             if t.submit < prev {
                 return Err(SimError::InvalidWorkload {
                     source_label: src(),
-                    reason: format!("task {} (source id {}) is submitted before its predecessor", t.id, t.source_id),
+                    reason: format!(
+                        "task {} (source id {}) is submitted before its predecessor",
+                        t.id, t.source_id
+                    ),
                 });
             }
             prev = t.submit;
             if t.runtime.is_none() {
-                return Err(SimError::MissingRuntime { source_label: src(), source_id: t.source_id });
+                return Err(SimError::MissingRuntime {
+                    source_label: src(),
+                    source_id: t.source_id,
+                });
             }
             if !self.cluster.can_ever_fit(&t.request) {
                 // Name the first dimension that exceeds every node, if one does on its own.
@@ -150,7 +176,11 @@ impl Workload {
 
 /// `reason: count, ...` in reason order.
 pub(crate) fn fmt_skipped(skipped: &BTreeMap<String, u64>) -> String {
-    skipped.iter().map(|(r, n)| format!("{n} {r}")).collect::<Vec<_>>().join(", ")
+    skipped
+        .iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -160,44 +190,91 @@ mod tests {
     use super::*;
 
     fn task(src: u64, submit: u64, cpus: u64) -> TaskSpec {
-        let mut t = TaskSpec::new(99, Time::from_secs(submit), Resources::cpus(cpus, 0), Dur::from_secs(5));
+        let mut t = TaskSpec::new(
+            99,
+            Time::from_secs(submit),
+            Resources::cpus(cpus, 0),
+            Dur::from_secs(5),
+        );
         t.source_id = src;
         t
     }
 
     #[test]
     fn ids_follow_stable_submit_order() {
-        let tasks = vec![task(10, 5, 1), task(11, 1, 1), task(12, 5, 1), task(13, 0, 1)];
-        let w = Workload::new(Cluster::single(Resources::cpus(2, 0)), tasks, WorkloadMeta::default()).unwrap();
+        let tasks = vec![
+            task(10, 5, 1),
+            task(11, 1, 1),
+            task(12, 5, 1),
+            task(13, 0, 1),
+        ];
+        let w = Workload::new(
+            Cluster::single(Resources::cpus(2, 0)),
+            tasks,
+            WorkloadMeta::default(),
+        )
+        .unwrap();
         let order: Vec<u64> = w.tasks.iter().map(|t| t.source_id).collect();
         assert_eq!(order, vec![13, 11, 10, 12]);
-        assert!(w.tasks.iter().enumerate().all(|(i, t)| t.id == TaskId(i as u64)));
+        assert!(w
+            .tasks
+            .iter()
+            .enumerate()
+            .all(|(i, t)| t.id == TaskId(i as u64)));
     }
 
     #[test]
     fn task_that_fits_no_node_is_named() {
-        let meta = WorkloadMeta { source: "test".into(), ..Default::default() };
-        let err = Workload::new(Cluster::single(Resources::cpus(2, 0)), vec![task(7, 0, 1), task(42, 0, 3)], meta)
-            .unwrap_err();
+        let meta = WorkloadMeta {
+            source: "test".into(),
+            ..Default::default()
+        };
+        let err = Workload::new(
+            Cluster::single(Resources::cpus(2, 0)),
+            vec![task(7, 0, 1), task(42, 0, 3)],
+            meta,
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("task 42") && msg.contains("cpu") && msg.contains("3000"), "{msg}");
+        assert!(
+            msg.contains("task 42") && msg.contains("cpu") && msg.contains("3000"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn empty_workload_says_why() {
-        let mut meta = WorkloadMeta { source: "x.swf".into(), ..Default::default() };
+        let mut meta = WorkloadMeta {
+            source: "x.swf".into(),
+            ..Default::default()
+        };
         meta.skipped.insert("with run time <= 0".into(), 3);
-        let msg = Workload::new(Cluster::single(Resources::cpus(2, 0)), vec![], meta).unwrap_err().to_string();
-        assert!(msg.contains("x.swf") && msg.contains("3 with run time <= 0"), "{msg}");
+        let msg = Workload::new(Cluster::single(Resources::cpus(2, 0)), vec![], meta)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("x.swf") && msg.contains("3 with run time <= 0"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn perfect_estimates_detected() {
         let t = task(1, 0, 1).with_estimate(Dur::from_secs(5));
-        let w = Workload::new(Cluster::single(Resources::cpus(2, 0)), vec![t.clone()], WorkloadMeta::default()).unwrap();
+        let w = Workload::new(
+            Cluster::single(Resources::cpus(2, 0)),
+            vec![t.clone()],
+            WorkloadMeta::default(),
+        )
+        .unwrap();
         assert!(w.meta.perfect_estimates);
         let t2 = task(2, 0, 1).with_estimate(Dur::from_secs(6));
-        let w = Workload::new(Cluster::single(Resources::cpus(2, 0)), vec![t, t2], WorkloadMeta::default()).unwrap();
+        let w = Workload::new(
+            Cluster::single(Resources::cpus(2, 0)),
+            vec![t, t2],
+            WorkloadMeta::default(),
+        )
+        .unwrap();
         assert!(!w.meta.perfect_estimates);
     }
 }

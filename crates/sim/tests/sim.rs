@@ -18,28 +18,46 @@ mod helper {
 
     /// `data/traces/NAME` at the repository root; fails with a hint when absent.
     pub fn trace(name: &str) -> PathBuf {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/traces").join(name);
-        assert!(p.exists(), "{} is missing: copy it from shared/traces/ (see data/traces/SOURCES.md)", p.display());
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/traces")
+            .join(name);
+        assert!(
+            p.exists(),
+            "{} is missing: copy it from shared/traces/ (see data/traces/SOURCES.md)",
+            p.display()
+        );
         p
     }
 
     /// A task with whole CPUs, whole-second submit and run times, estimate = run time.
     pub fn task(source_id: u64, submit: u64, cpus: u64, run: u64) -> TaskSpec {
-        let mut t = TaskSpec::new(source_id, Time::from_secs(submit), Resources::cpus(cpus, 0), Dur::from_secs(run))
-            .with_estimate(Dur::from_secs(run));
+        let mut t = TaskSpec::new(
+            source_id,
+            Time::from_secs(submit),
+            Resources::cpus(cpus, 0),
+            Dur::from_secs(run),
+        )
+        .with_estimate(Dur::from_secs(run));
         t.source_id = source_id;
         t
     }
 
     /// A one-node workload.
     pub fn workload(cpus: u64, tasks: Vec<TaskSpec>) -> Workload {
-        let meta = WorkloadMeta { source: "test".into(), label: "test".into(), ..Default::default() };
+        let meta = WorkloadMeta {
+            source: "test".into(),
+            label: "test".into(),
+            ..Default::default()
+        };
         Workload::new(Cluster::single(Resources::cpus(cpus, 0)), tasks, meta).unwrap()
     }
 
     /// (start, end) in seconds per task id; panics if a task did not run.
     pub fn schedule(r: &RunResult) -> Vec<(f64, f64)> {
-        r.tasks.iter().map(|t| (t.start.unwrap().as_secs_f64(), t.end.unwrap().as_secs_f64())).collect()
+        r.tasks
+            .iter()
+            .map(|t| (t.start.unwrap().as_secs_f64(), t.end.unwrap().as_secs_f64()))
+            .collect()
     }
 
     /// Check from the task records alone that the run was sound: every task
@@ -48,7 +66,11 @@ mod helper {
     /// dimension (ends at time t free resources before starts at t use them).
     pub fn check_sound(w: &Workload, r: &RunResult) -> Result<(), String> {
         if r.tasks.len() != w.tasks.len() {
-            return Err(format!("{} records for {} tasks", r.tasks.len(), w.tasks.len()));
+            return Err(format!(
+                "{} records for {} tasks",
+                r.tasks.len(),
+                w.tasks.len()
+            ));
         }
         let mut events: Vec<(Time, u8, usize, Resources)> = Vec::new();
         for (t, rec) in w.tasks.iter().zip(&r.tasks) {
@@ -59,7 +81,10 @@ mod helper {
                 return Err(format!("task {} never ran", t.id));
             };
             if s < t.submit || e.saturating_since(s) != t.runtime.unwrap() || e < s {
-                return Err(format!("task {} start {s} end {e} submit {} run {:?}", t.id, t.submit, t.runtime));
+                return Err(format!(
+                    "task {} start {s} end {e} submit {} run {:?}",
+                    t.id, t.submit, t.runtime
+                ));
             }
             let node = n.0 as usize;
             if node >= w.cluster.nodes.len() {
@@ -78,7 +103,10 @@ mod helper {
             }
             let cap = w.cluster.nodes[node].capacity;
             if kind == 1 && used[node].iter().zip(cap.0).any(|(u, c)| *u > c as i64) {
-                return Err(format!("node {node} over-committed at {t}: {:?} used of {cap}", used[node]));
+                return Err(format!(
+                    "node {node} over-committed at {t}: {:?} used of {cap}",
+                    used[node]
+                ));
             }
         }
         Ok(())
@@ -88,7 +116,8 @@ mod helper {
 use helper::*;
 use llmchain_core::{Cluster, Dur, NodeId, Resources, TaskSpec, Time};
 use llmchain_sim::{
-    aggregate, load, run, sample, swf, RunResult, SimConfig, SwfOptions, Workload, WorkloadMeta, WorkloadSpec,
+    aggregate, load, run, sample, swf, RunResult, SimConfig, SwfOptions, Workload, WorkloadMeta,
+    WorkloadSpec,
 };
 use proptest::prelude::*;
 
@@ -131,7 +160,10 @@ fn close(a: f64, b: f64) -> bool {
 // ---------------------------------------------------------------------------
 
 fn golden_workload() -> Workload {
-    workload(2, vec![task(0, 0, 1, 40), task(1, 0, 2, 25), task(2, 0, 1, 5)])
+    workload(
+        2,
+        vec![task(0, 0, 1, 40), task(1, 0, 2, 25), task(2, 0, 1, 5)],
+    )
 }
 
 struct Golden {
@@ -150,14 +182,41 @@ fn check_golden(g: &Golden) {
     let m = &r.metrics;
     let mean = |v: [f64; 3]| v.iter().sum::<f64>() / 3.0;
     let max = |v: [f64; 3]| v.iter().cloned().fold(0.0, f64::max);
-    assert!(close(m.wait.mean, mean(g.waits)) && close(m.max_wait, max(g.waits)), "{}: {:?}", g.policy, m.wait);
-    assert!(close(m.slowdown.mean, mean(g.slowdowns)), "{}: {:?}", g.policy, m.slowdown);
-    assert!(close(m.bounded_slowdown.mean, mean(g.bslds)), "{}: {:?}", g.policy, m.bounded_slowdown);
+    assert!(
+        close(m.wait.mean, mean(g.waits)) && close(m.max_wait, max(g.waits)),
+        "{}: {:?}",
+        g.policy,
+        m.wait
+    );
+    assert!(
+        close(m.slowdown.mean, mean(g.slowdowns)),
+        "{}: {:?}",
+        g.policy,
+        m.slowdown
+    );
+    assert!(
+        close(m.bounded_slowdown.mean, mean(g.bslds)),
+        "{}: {:?}",
+        g.policy,
+        m.bounded_slowdown
+    );
     assert!(close(m.bounded_slowdown.max, max(g.bslds)), "{}", g.policy);
-    assert!(close(m.makespan, g.makespan), "{}: {}", g.policy, m.makespan);
+    assert!(
+        close(m.makespan, g.makespan),
+        "{}: {}",
+        g.policy,
+        m.makespan
+    );
     // 1·40 + 2·25 + 1·5 = 95 CPU·s over 2 CPUs × makespan.
-    assert!(close(m.utilisation.cpu, 95.0 / (2.0 * g.makespan)), "{}", g.policy);
-    assert_eq!((m.completed, m.never_started, m.rejected, m.decisions), (3, 0, 0, 3));
+    assert!(
+        close(m.utilisation.cpu, 95.0 / (2.0 * g.makespan)),
+        "{}",
+        g.policy
+    );
+    assert_eq!(
+        (m.completed, m.never_started, m.rejected, m.decisions),
+        (3, 0, 0, 3)
+    );
     assert!(r.perfect_estimates);
 }
 
@@ -212,9 +271,19 @@ impl llmchain_core::Policy for Sloppy {
     fn name(&self) -> &str {
         "sloppy"
     }
-    fn decide(&mut self, snap: &llmchain_core::Snapshot<'_>, out: &mut Vec<llmchain_core::Decision>) {
-        out.push(llmchain_core::Decision::start(llmchain_core::TaskId(999), NodeId(0)));
-        out.push(llmchain_core::Decision::start(snap.waiting[0].id, NodeId(5)));
+    fn decide(
+        &mut self,
+        snap: &llmchain_core::Snapshot<'_>,
+        out: &mut Vec<llmchain_core::Decision>,
+    ) {
+        out.push(llmchain_core::Decision::start(
+            llmchain_core::TaskId(999),
+            NodeId(0),
+        ));
+        out.push(llmchain_core::Decision::start(
+            snap.waiting[0].id,
+            NodeId(5),
+        ));
         self.inner.decide(snap, out);
     }
     fn rejected(&mut self, r: &[llmchain_core::Rejection]) {
@@ -225,7 +294,10 @@ impl llmchain_core::Policy for Sloppy {
 #[test]
 fn rejected_proposals_are_counted_and_never_executed() {
     let w = golden_workload();
-    let mut p = Sloppy { inner: policy("fcfs"), told: 0 };
+    let mut p = Sloppy {
+        inner: policy("fcfs"),
+        told: 0,
+    };
     let r = run(&w, &mut p, &SimConfig::default()).unwrap();
     check_sound(&w, &r).unwrap();
     assert_eq!(r.metrics.rejected, 2 * r.metrics.decision_points);
@@ -246,7 +318,14 @@ impl llmchain_core::Policy for Idle {
 fn policy_that_starts_nothing_ends_the_run() {
     let w = golden_workload();
     let r = run(&w, &mut Idle, &SimConfig::default()).unwrap();
-    assert_eq!((r.metrics.never_started, r.metrics.completed, r.metrics.events), (3, 0, 3));
+    assert_eq!(
+        (
+            r.metrics.never_started,
+            r.metrics.completed,
+            r.metrics.events
+        ),
+        (3, 0, 3)
+    );
     assert!(r.tasks.iter().all(|t| t.start.is_none() && t.end.is_none()));
 }
 
@@ -261,7 +340,11 @@ fn estimates_hidden_unless_perfect_estimates() {
     let w = Workload::new(
         Cluster::single(Resources::cpus(1, 0)),
         vec![blocker, t0, t1],
-        WorkloadMeta { source: "t".into(), label: "t".into(), ..Default::default() },
+        WorkloadMeta {
+            source: "t".into(),
+            label: "t".into(),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert!(!w.meta.perfect_estimates);
@@ -271,7 +354,10 @@ fn estimates_hidden_unless_perfect_estimates() {
     let s = schedule(&r);
     assert!(s[2].0 < s[1].0, "sjf on estimates: {s:?}");
     // With perfect estimates it picks J0 (really 10 s) first; labelled.
-    let cfg = SimConfig { perfect_estimates: true, ..Default::default() };
+    let cfg = SimConfig {
+        perfect_estimates: true,
+        ..Default::default()
+    };
     let r = run(&w, &mut policy("sjf"), &cfg).unwrap();
     assert!(r.perfect_estimates && r.estimates_note.as_deref().unwrap().contains("protocol"));
     let s = schedule(&r);
@@ -280,17 +366,29 @@ fn estimates_hidden_unless_perfect_estimates() {
 
 #[test]
 fn multi_node_placement_and_utilisation_series() {
-    let tasks: Vec<TaskSpec> = (0..40).map(|i| task(i, i * 3, 1 + i % 4, 10 + (i * 7) % 30)).collect();
-    let meta = WorkloadMeta { source: "t".into(), label: "t".into(), ..Default::default() };
+    let tasks: Vec<TaskSpec> = (0..40)
+        .map(|i| task(i, i * 3, 1 + i % 4, 10 + (i * 7) % 30))
+        .collect();
+    let meta = WorkloadMeta {
+        source: "t".into(),
+        label: "t".into(),
+        ..Default::default()
+    };
     let w = Workload::new(Cluster::uniform(3, Resources::cpus(4, 0)), tasks, meta).unwrap();
-    let cfg = SimConfig { utilisation_series: true, max_series_points: 10, ..Default::default() };
+    let cfg = SimConfig {
+        utilisation_series: true,
+        max_series_points: 10,
+        ..Default::default()
+    };
     let r = run(&w, &mut policy("fcfs+easy"), &cfg).unwrap();
     check_sound(&w, &r).unwrap();
     let nodes: std::collections::BTreeSet<_> = r.tasks.iter().map(|t| t.node.unwrap()).collect();
     assert!(nodes.len() > 1, "only used {nodes:?}");
     let series = r.utilisation_series.as_ref().unwrap();
     assert!(!series.is_empty() && series.len() <= 10);
-    assert!(series.iter().all(|p| (0.0..=1.0 + 1e-9).contains(&p.util.cpu)));
+    assert!(series
+        .iter()
+        .all(|p| (0.0..=1.0 + 1e-9).contains(&p.util.cpu)));
     assert!(series.windows(2).all(|p| p[0].t < p[1].t));
 }
 
@@ -298,17 +396,35 @@ fn multi_node_placement_and_utilisation_series() {
 // Property tests: soundness and determinism over random small workloads.
 // ---------------------------------------------------------------------------
 
-const POLICIES: &[&str] = &["fcfs", "sjf", "fcfs+easy", "sjf+easy", "f1+cons", "tetris", "packer", "wfp3+greedy"];
+const POLICIES: &[&str] = &[
+    "fcfs",
+    "sjf",
+    "fcfs+easy",
+    "sjf+easy",
+    "f1+cons",
+    "tetris",
+    "packer",
+    "wfp3+greedy",
+];
 
 fn arb_workload() -> impl Strategy<Value = Workload> {
     let node = (1u64..=8, 1u64..=16);
-    (prop::collection::vec(node, 1..=3), prop::collection::vec((0u64..50, 1u64..=8, 1u64..=16, 0u64..40, 0u64..3, 0u64..60), 1..40))
+    (
+        prop::collection::vec(node, 1..=3),
+        prop::collection::vec(
+            (0u64..50, 1u64..=8, 1u64..=16, 0u64..40, 0u64..3, 0u64..60),
+            1..40,
+        ),
+    )
         .prop_map(|(nodes, raw)| {
             let cluster = Cluster {
                 nodes: nodes
                     .iter()
                     .enumerate()
-                    .map(|(i, (c, m))| llmchain_core::NodeSpec { name: format!("n{i}"), capacity: Resources::cpus(*c, m * 512) })
+                    .map(|(i, (c, m))| llmchain_core::NodeSpec {
+                        name: format!("n{i}"),
+                        capacity: Resources::cpus(*c, m * 512),
+                    })
                     .collect(),
             };
             let max = cluster.max_node();
@@ -318,16 +434,32 @@ fn arb_workload() -> impl Strategy<Value = Workload> {
                 .map(|(i, (submit, cpu, mem, run, user, est))| {
                     // Clamp the request so it fits the biggest node in each dimension
                     // (tasks that fit no node are rejected at load, tested elsewhere).
-                    let req = Resources::cpus(cpu.min(max.cpu_milli() / 1000), (mem * 512).min(max.mem_mib()));
-                    let req = if cluster.can_ever_fit(&req) { req } else { Resources::cpus(1, 0) };
-                    let mut t = TaskSpec::new(i as u64, Time::from_secs(submit), req, Dur::from_secs(run));
+                    let req = Resources::cpus(
+                        cpu.min(max.cpu_milli() / 1000),
+                        (mem * 512).min(max.mem_mib()),
+                    );
+                    let req = if cluster.can_ever_fit(&req) {
+                        req
+                    } else {
+                        Resources::cpus(1, 0)
+                    };
+                    let mut t =
+                        TaskSpec::new(i as u64, Time::from_secs(submit), req, Dur::from_secs(run));
                     t.estimate = Some(Dur::from_secs(est.max(1)));
                     t.user = user as u32;
                     t
                 })
                 .collect();
-            Workload::new(cluster, tasks, WorkloadMeta { source: "prop".into(), label: "prop".into(), ..Default::default() })
-                .unwrap()
+            Workload::new(
+                cluster,
+                tasks,
+                WorkloadMeta {
+                    source: "prop".into(),
+                    label: "prop".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
         })
 }
 
@@ -358,29 +490,51 @@ fn lublin_traces_load() {
         let w = swf::read(&trace(name), &SwfOptions::default()).unwrap();
         assert_eq!(w.len(), 10_000, "{name}");
         assert_eq!(w.cluster.nodes.len(), 1);
-        assert_eq!(w.cluster.nodes[0].capacity, Resources::new(256_000, 0), "{name}: MaxNodes 256");
+        assert_eq!(
+            w.cluster.nodes[0].capacity,
+            Resources::new(256_000, 0),
+            "{name}: MaxNodes 256"
+        );
         assert!(w.meta.skipped.is_empty(), "{name}: {:?}", w.meta.skipped);
         assert_eq!(w.meta.estimates_from_runtime, 10_000);
         assert!(w.meta.perfect_estimates);
-        assert!(w.meta.notes.iter().any(|n| n == "requested time missing for 10000 jobs: used actual run time as estimate"));
+        assert!(w.meta.notes.iter().any(
+            |n| n == "requested time missing for 10000 jobs: used actual run time as estimate"
+        ));
     }
     // First line of lublin_256.swf: `1 5094 -1 12072 16 -1 ...`.
     let w = swf::read(&trace("lublin_256.swf"), &SwfOptions::default()).unwrap();
     let t = &w.tasks[0];
-    assert_eq!((t.source_id, t.submit, t.request.cpu_milli()), (1, Time::from_secs(5094), 16_000));
-    assert_eq!((t.runtime, t.estimate), (Some(Dur::from_secs(12072)), Some(Dur::from_secs(12072))));
+    assert_eq!(
+        (t.source_id, t.submit, t.request.cpu_milli()),
+        (1, Time::from_secs(5094), 16_000)
+    );
+    assert_eq!(
+        (t.runtime, t.estimate),
+        (Some(Dur::from_secs(12072)), Some(Dur::from_secs(12072)))
+    );
 }
 
 #[test]
 fn other_shared_traces_load() {
     // HPC2N excerpt: MaxProcs 240, 25 jobs with run time 0 are skipped; requested times present.
     let w = swf::read(&trace("alea-hpc2n-excerpt.swf"), &SwfOptions::default()).unwrap();
-    assert_eq!((w.len(), w.cluster.nodes[0].capacity.cpu_milli()), (3170 - 25, 240_000));
+    assert_eq!(
+        (w.len(), w.cluster.nodes[0].capacity.cpu_milli()),
+        (3170 - 25, 240_000)
+    );
     assert_eq!(w.meta.skipped[swf::SKIP_RUNTIME], 25);
     assert!(!w.meta.perfect_estimates);
     // NASA iPSC, gzipped: MaxProcs 128; 173 jobs with run time <= 0.
-    let w = swf::read(&trace("NASA-iPSC-1993-3.1-cln.swf.gz"), &SwfOptions::default()).unwrap();
-    assert_eq!((w.len(), w.cluster.nodes[0].capacity.cpu_milli()), (18_239 - 173, 128_000));
+    let w = swf::read(
+        &trace("NASA-iPSC-1993-3.1-cln.swf.gz"),
+        &SwfOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (w.len(), w.cluster.nodes[0].capacity.cpu_milli()),
+        (18_239 - 173, 128_000)
+    );
     assert_eq!(w.meta.skipped[swf::SKIP_RUNTIME], 173);
 }
 
@@ -391,8 +545,13 @@ fn swf_bad_input_and_gzip() {
     let bad = format!("{good}2 5 -1 10 2 -1 -1 -1 20 -1 1 1 1 -1 -1 -1 -1\n3 6 -1 10 x -1 -1 -1 20 -1 1 1 1 -1 -1 -1 -1 -1\n");
     let path = dir.path().join("bad.swf");
     std::fs::write(&path, &bad).unwrap();
-    let msg = swf::read(&path, &SwfOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains("bad.swf:3") && msg.contains("expected 18 fields, found 17"), "{msg}");
+    let msg = swf::read(&path, &SwfOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bad.swf:3") && msg.contains("expected 18 fields, found 17"),
+        "{msg}"
+    );
     let w = swf::read(&path, &SwfOptions { lenient: true }).unwrap();
     assert_eq!((w.len(), w.meta.skipped[swf::SKIP_MALFORMED]), (1, 2));
     // The same through a spec, strict and lenient.
@@ -402,7 +561,10 @@ fn swf_bad_input_and_gzip() {
 
     // gzip: written here with flate2; detected by magic bytes.
     let gz = dir.path().join("t.swf.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
     std::io::Write::write_all(&mut enc, good.repeat(3).as_bytes()).unwrap();
     enc.finish().unwrap();
     let w = swf::read(&gz, &SwfOptions::default()).unwrap();
@@ -411,14 +573,23 @@ fn swf_bad_input_and_gzip() {
 
     let empty = dir.path().join("empty.swf");
     std::fs::write(&empty, "; MaxProcs: 4\n").unwrap();
-    let msg = swf::read(&empty, &SwfOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains("empty.swf") && msg.contains("no tasks"), "{msg}");
-    let msg = swf::read(&dir.path().join("absent.swf"), &SwfOptions::default()).unwrap_err().to_string();
+    let msg = swf::read(&empty, &SwfOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("empty.swf") && msg.contains("no tasks"),
+        "{msg}"
+    );
+    let msg = swf::read(&dir.path().join("absent.swf"), &SwfOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("absent.swf"), "{msg}");
 }
 
 fn protocol(spec: &str, seqs: &[Workload]) -> Vec<RunResult> {
-    seqs.iter().map(|w| run(w, &mut policy(spec), &SimConfig::default()).unwrap()).collect()
+    seqs.iter()
+        .map(|w| run(w, &mut policy(spec), &SimConfig::default()).unwrap())
+        .collect()
 }
 
 #[test]
@@ -433,9 +604,17 @@ fn lublin_protocol_is_deterministic_and_backfilling_helps() {
     let a = aggregate(&fcfs).unwrap();
     let b = aggregate(&easy).unwrap();
     assert_eq!((a.runs, a.workload.as_str()), (3, "lublin_256"));
-    assert!(b.metrics.bounded_slowdown.mean <= a.metrics.bounded_slowdown.mean, "{} vs {}", b.metrics.bounded_slowdown.mean, a.metrics.bounded_slowdown.mean);
+    assert!(
+        b.metrics.bounded_slowdown.mean <= a.metrics.bounded_slowdown.mean,
+        "{} vs {}",
+        b.metrics.bounded_slowdown.mean,
+        a.metrics.bounded_slowdown.mean
+    );
     let again = protocol("fcfs+easy", &sample(&w, 3, 1024, 1).unwrap());
-    assert_eq!(serde_json::to_string(&easy).unwrap(), serde_json::to_string(&again).unwrap());
+    assert_eq!(
+        serde_json::to_string(&easy).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -447,7 +626,15 @@ fn handles_200k_jobs() {
     let spec = WorkloadSpec::parse("deeprm:load=0.5,jobs=200000").unwrap();
     let w = load(&spec, 7, false).unwrap();
     assert_eq!(w.len(), 200_000);
-    let r = run(&w, &mut policy("fcfs+easy"), &SimConfig { utilisation_series: true, ..Default::default() }).unwrap();
+    let r = run(
+        &w,
+        &mut policy("fcfs+easy"),
+        &SimConfig {
+            utilisation_series: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!((r.metrics.completed, r.metrics.events), (200_000, 400_000));
     assert!(r.utilisation_series.as_ref().unwrap().len() <= 2000);
     check_sound(&w, &r).unwrap();

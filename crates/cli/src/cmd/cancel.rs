@@ -19,8 +19,11 @@ pub fn run(args: Args) -> Result<()> {
     if args.conn.json {
         print_json(&t)
     } else {
-        let what =
-            if t.state == llmchain_daemon::protocol::TaskState::Running { "killing".into() } else { state_word(&t) };
+        let what = if t.state == llmchain_daemon::protocol::TaskState::Running {
+            "killing".into()
+        } else {
+            state_word(&t)
+        };
         println!("task {} {what}", t.id);
         Ok(())
     }

@@ -69,31 +69,63 @@ pub fn run(args: Args) -> Result<()> {
     c.durability = match args.durability.as_str() {
         "full" => Durability::Full,
         "normal" => Durability::Normal,
-        other => return Err(UsageError(format!("--durability must be full or normal, not {other:?}")).into()),
+        other => {
+            return Err(UsageError(format!(
+                "--durability must be full or normal, not {other:?}"
+            ))
+            .into())
+        }
     };
     if args.cpus.is_some() || args.mem.is_some() {
         let info = llmchain_node::discover().context("discovering the machine")?;
         let cap = llmchain_node::capacity(&info);
-        let cpu = args.cpus.as_deref().map(parse_cpu_millis).transpose()?.unwrap_or(cap.cpu_milli());
-        let mem = args.mem.as_deref().map(parse_size_mib).transpose()?.unwrap_or(cap.mem_mib());
+        let cpu = args
+            .cpus
+            .as_deref()
+            .map(parse_cpu_millis)
+            .transpose()?
+            .unwrap_or(cap.cpu_milli());
+        let mem = args
+            .mem
+            .as_deref()
+            .map(parse_size_mib)
+            .transpose()?
+            .unwrap_or(cap.mem_mib());
         c.capacity = Some((cpu, mem));
     }
     if let Some(addr) = args.http {
-        let f = args.token_file.as_ref().expect("clap requires --token-file with --http");
+        let f = args
+            .token_file
+            .as_ref()
+            .expect("clap requires --token-file with --http");
         let token = std::fs::read_to_string(f)
             .with_context(|| format!("reading the HTTP token file {}", f.display()))?
             .trim()
             .to_string();
         if token.len() < 16 {
-            return Err(UsageError(format!("the token in {} is shorter than 16 characters", f.display())).into());
+            return Err(UsageError(format!(
+                "the token in {} is shorter than 16 characters",
+                f.display()
+            ))
+            .into());
         }
         use std::os::unix::fs::MetadataExt;
-        if std::fs::metadata(f).map(|m| m.mode() & 0o077 != 0).unwrap_or(false) {
-            tracing::warn!("token file {} is readable by other users; chmod 600 it", f.display());
+        if std::fs::metadata(f)
+            .map(|m| m.mode() & 0o077 != 0)
+            .unwrap_or(false)
+        {
+            tracing::warn!(
+                "token file {} is readable by other users; chmod 600 it",
+                f.display()
+            );
         }
         c.http = Some(addr);
         c.http_token = Some(token);
     }
-    eprintln!("llmchain daemon: socket {} state {}", c.socket.display(), c.state_dir.display());
+    eprintln!(
+        "llmchain daemon: socket {} state {}",
+        c.socket.display(),
+        c.state_dir.display()
+    );
     llmchain_daemon::run(c, Shutdown::new()).context("the daemon stopped with an error")
 }

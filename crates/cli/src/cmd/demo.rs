@@ -99,7 +99,12 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     let mut t = Table::new(&["task", "cpu", "mem", "duration s"]);
     for d in &tasks {
-        t.row(vec![d.index.to_string(), fmt_num(d.cpus), fmt_num(d.mem_units), fmt_num(d.duration_s)]);
+        t.row(vec![
+            d.index.to_string(),
+            fmt_num(d.cpus),
+            fmt_num(d.mem_units),
+            fmt_num(d.duration_s),
+        ]);
     }
     println!("tasks:\n{}", t.render());
 
@@ -110,7 +115,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     let schedules: Vec<DemoSchedule<'_>> = runs.iter().map(schedule_of).collect();
 
-    let mut t = Table::new(&["policy", "schedule (task indices in start order)", "total time s", "mean bsld", "rejected"]);
+    let mut t = Table::new(&[
+        "policy",
+        "schedule (task indices in start order)",
+        "total time s",
+        "mean bsld",
+        "rejected",
+    ]);
     for s in &schedules {
         t.row(vec![
             s.policy.to_string(),
@@ -120,7 +131,10 @@ pub fn run(args: Args) -> Result<()> {
             s.rejected_proposals.to_string(),
         ]);
     }
-    println!("schedules (every start passed the validator):\n{}", t.render());
+    println!(
+        "schedules (every start passed the validator):\n{}",
+        t.render()
+    );
 
     let mut header = vec!["task".to_string()];
     header.extend(schedules.iter().map(|s| s.policy.to_string()));
@@ -128,13 +142,19 @@ pub fn run(args: Args) -> Result<()> {
     let mut t = Table::new(&header_refs);
     for (i, task) in tasks.iter().enumerate() {
         let mut row = vec![task.index.to_string()];
-        row.extend(schedules.iter().map(|s| format!("{}–{}", fmt_num(s.times[i].0), fmt_num(s.times[i].1))));
+        row.extend(
+            schedules
+                .iter()
+                .map(|s| format!("{}–{}", fmt_num(s.times[i].0), fmt_num(s.times[i].1))),
+        );
         t.row(row);
     }
     println!("per-task start–end (seconds):\n{}", t.render());
 
     if let Some(best) = schedules.iter().min_by(|a, b| {
-        a.total_time_s.total_cmp(&b.total_time_s).then(a.mean_bounded_slowdown.total_cmp(&b.mean_bounded_slowdown))
+        a.total_time_s
+            .total_cmp(&b.total_time_s)
+            .then(a.mean_bounded_slowdown.total_cmp(&b.mean_bounded_slowdown))
     }) {
         println!(
             "best: {} finishes all {} tasks in {} s (schedule {:?})",
@@ -151,15 +171,22 @@ pub fn run(args: Args) -> Result<()> {
             tasks: &'a [DemoTask],
             schedules: &'a [DemoSchedule<'a>],
         }
-        let text = serde_json::to_string_pretty(&Out { seed: args.seed, tasks: &tasks, schedules: &schedules })?;
+        let text = serde_json::to_string_pretty(&Out {
+            seed: args.seed,
+            tasks: &tasks,
+            schedules: &schedules,
+        })?;
         super::write_output(path, &text)?;
     }
     Ok(())
 }
 
 fn schedule_of(r: &RunResult) -> DemoSchedule<'_> {
-    let mut order: Vec<(u64, u64)> =
-        r.tasks.iter().map(|t| (t.start.map_or(u64::MAX, |s| s.0), t.source_id)).collect();
+    let mut order: Vec<(u64, u64)> = r
+        .tasks
+        .iter()
+        .map(|t| (t.start.map_or(u64::MAX, |s| s.0), t.source_id))
+        .collect();
     order.sort_unstable();
     DemoSchedule {
         policy: &r.policy,
@@ -167,7 +194,12 @@ fn schedule_of(r: &RunResult) -> DemoSchedule<'_> {
         times: r
             .tasks
             .iter()
-            .map(|t| (t.start.map_or(f64::NAN, |s| s.as_secs_f64()), t.end.map_or(f64::NAN, |e| e.as_secs_f64())))
+            .map(|t| {
+                (
+                    t.start.map_or(f64::NAN, |s| s.as_secs_f64()),
+                    t.end.map_or(f64::NAN, |e| e.as_secs_f64()),
+                )
+            })
             .collect(),
         total_time_s: r.metrics.makespan,
         mean_bounded_slowdown: r.metrics.bounded_slowdown.mean,

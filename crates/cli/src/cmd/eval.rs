@@ -16,7 +16,12 @@ pub struct Args {
     pub workload: String,
 
     /// Comma-separated policies: baselines (sjf+easy, f1, ...) and models (lm:sched-lm+easy).
-    #[arg(long, short = 'p', value_name = "LIST", default_value = "sjf+easy,lm:sched-lm+easy,sjf,lm:sched-lm")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "LIST",
+        default_value = "sjf+easy,lm:sched-lm+easy,sjf,lm:sched-lm"
+    )]
     pub policy: String,
 
     /// Windows (RLScheduler protocol: 10).
@@ -47,7 +52,12 @@ pub fn run(args: Args) -> Result<()> {
         sequences: args.sequences,
         length: args.length,
         seed: args.seed,
-        policies: args.policy.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        policies: args
+            .policy
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
     };
     let root = args.models.unwrap_or_else(llmchain_learn::models_dir);
     let report = eval(&cfg, &root).context("evaluation")?;

@@ -22,15 +22,26 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("{}", e.summary);
     for b in &e.blocked_by {
-        println!("  short of {}: needs {} {}, {} free of {}", b.dim, b.need, b.unit, b.free, b.capacity);
+        println!(
+            "  short of {}: needs {} {}, {} free of {}",
+            b.dim, b.need, b.unit, b.free, b.capacity
+        );
     }
     if !e.unmet_deps.is_empty() {
         println!("  waiting for tasks {:?}", e.unmet_deps);
     }
     if e.ahead_count > 0 {
         let ids: Vec<String> = e.ahead.iter().map(|a| a.id.to_string()).collect();
-        let more = if e.ahead_count as usize > e.ahead.len() { ", ..." } else { "" };
-        println!("  ahead in the queue ({}): {}{more}", e.ahead_count, ids.join(", "));
+        let more = if e.ahead_count as usize > e.ahead.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        println!(
+            "  ahead in the queue ({}): {}{more}",
+            e.ahead_count,
+            ids.join(", ")
+        );
     }
     if let Some(r) = &e.last_rejection {
         println!("  last refused proposal: {r}");

@@ -36,7 +36,9 @@ pub struct Args {
 pub fn parse_at(s: &str) -> Result<At> {
     let s = s.trim();
     if let Some(n) = s.strip_prefix('#') {
-        let n: u64 = n.parse().map_err(|_| UsageError(format!("--at {s}: expected #N (decision points)")))?;
+        let n: u64 = n
+            .parse()
+            .map_err(|_| UsageError(format!("--at {s}: expected #N (decision points)")))?;
         return Ok(At::Decisions(n));
     }
     let secs: f64 = s
@@ -44,7 +46,11 @@ pub fn parse_at(s: &str) -> Result<At> {
         .parse()
         .ok()
         .filter(|x: &f64| x.is_finite() && *x >= 0.0)
-        .ok_or_else(|| UsageError(format!("--at {s}: expected seconds (e.g. 600) or #N decision points")))?;
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--at {s}: expected seconds (e.g. 600) or #N decision points"
+            ))
+        })?;
     Ok(At::Time(Time((secs * 1000.0).round() as u64)))
 }
 
@@ -52,21 +58,34 @@ pub fn parse_at(s: &str) -> Result<At> {
 pub fn run_explain(args: Args) -> Result<()> {
     let at = parse_at(&args.at)?;
     let spec = WorkloadSpec::parse(&args.sim).map_err(|e| UsageError(e.to_string()))?;
-    let workload = load(&spec, args.seed, false).with_context(|| format!("loading workload {}", args.sim))?;
+    let workload =
+        load(&spec, args.seed, false).with_context(|| format!("loading workload {}", args.sim))?;
     // A heuristic is run inside the kernel (policy backend, no fill), which
     // makes the same decisions and keeps an audit trail.
-    let kspec = if is_kernel_spec(&args.policy) { args.policy.clone() } else { format!("kernel:policy={}", args.policy) };
+    let kspec = if is_kernel_spec(&args.policy) {
+        args.policy.clone()
+    } else {
+        format!("kernel:policy={}", args.policy)
+    };
     let kernel = build_kernel(&kspec, args.seed).map_err(|e| UsageError(e.to_string()))?;
     let mut capture = CaptureAt::new(kernel, at);
     run(&workload, &mut capture, &SimConfig::default()).context("simulating")?;
-    let cap = capture
-        .captured()
-        .ok_or_else(|| UsageError(format!("--at {}: the simulation has no decision point by then", args.at)))?;
+    let cap = capture.captured().ok_or_else(|| {
+        UsageError(format!(
+            "--at {}: the simulation has no decision point by then",
+            args.at
+        ))
+    })?;
     let e = explain(TaskId(args.task), &cap.snapshot.view(), &cap.audit);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {
-        println!("at {} (after {} decision points), policy {}:", cap.snapshot.now, cap.decision_points, capture.kernel().name());
+        println!(
+            "at {} (after {} decision points), policy {}:",
+            cap.snapshot.now,
+            cap.decision_points,
+            capture.kernel().name()
+        );
         print!("{e}");
     }
     Ok(())

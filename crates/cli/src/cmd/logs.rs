@@ -27,7 +27,11 @@ pub struct Args {
 
 /// Print logs.
 pub fn run(args: Args) -> Result<()> {
-    let stream = if args.stderr { LogStream::Stderr } else { LogStream::Stdout };
+    let stream = if args.stderr {
+        LogStream::Stderr
+    } else {
+        LogStream::Stdout
+    };
     let mut client = args.conn.connect()?;
     let json = args.conn.json;
     let mut out = std::io::stdout().lock();
@@ -42,7 +46,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut offset = None;
     let mut tail = args.tail;
     loop {
-        let req = LogsRequest { id: args.id, stream, offset, tail_lines: tail.take(), follow: args.follow };
+        let req = LogsRequest {
+            id: args.id,
+            stream,
+            offset,
+            tail_lines: tail.take(),
+            follow: args.follow,
+        };
         let mut last = None;
         let mut failed = None;
         client.logs(req, |c| {
@@ -53,7 +63,11 @@ pub fn run(args: Args) -> Result<()> {
         })?;
         if let Some(e) = failed {
             // A closed pipe (`llmchain logs 3 | head`) is not an error.
-            return if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e.into()) };
+            return if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e.into())
+            };
         }
         // Follow streams to the end in one request; otherwise chunks are read until no more data.
         match last {

@@ -8,25 +8,28 @@ use anyhow::{Context, Result};
 pub mod cancel;
 pub mod daemon;
 pub mod demo;
+pub mod eval;
 pub mod explain;
 pub mod explain_sim;
 pub mod history;
 pub mod logs;
 pub mod model;
 pub mod node_client;
-pub mod ps;
-pub mod submit;
-pub mod top;
-pub mod wait;
 pub mod policies;
+pub mod ps;
 pub mod sim;
-pub mod train;
-pub mod eval;
+pub mod submit;
 pub mod table;
+pub mod top;
+pub mod train;
+pub mod wait;
 
 /// Exit code for an error: 2 for usage/input errors, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<UsageError>().is_some())
+    {
         2
     } else {
         1
@@ -59,8 +62,10 @@ pub fn write_output(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, format!("{text}\n")).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::write(&tmp, format!("{text}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -68,9 +73,11 @@ pub fn write_output(path: &Path, text: &str) -> Result<()> {
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb

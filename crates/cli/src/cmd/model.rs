@@ -39,10 +39,14 @@ pub fn run(args: Args) -> Result<()> {
     match args.action {
         Action::Fetch { name, q8, dir } => {
             if !name.eq_ignore_ascii_case("smollm2") {
-                return Err(UsageError(format!("unknown model {name:?}; the known one is `smollm2`")).into());
+                return Err(UsageError(format!(
+                    "unknown model {name:?}; the known one is `smollm2`"
+                ))
+                .into());
             }
             let options = llmchain_gguf::FetchOptions { dir, q8 };
-            let fetched = llmchain_gguf::fetch_model(&name, &options).with_context(|| format!("fetching {name}"))?;
+            let fetched = llmchain_gguf::fetch_model(&name, &options)
+                .with_context(|| format!("fetching {name}"))?;
             println!("{}", fetched.path.display());
             if let Some(q8) = fetched.q8_path {
                 println!("{}", q8.display());
@@ -51,8 +55,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         Action::Path => {
             println!("dir   {}", llmchain_gguf::default_model_dir().display());
-            println!("q4_1  {}", llmchain_gguf::smollm2_path(llmchain_gguf::Variant::Q4_1).display());
-            println!("q8_0  {}", llmchain_gguf::smollm2_path(llmchain_gguf::Variant::Q8_0).display());
+            println!(
+                "q4_1  {}",
+                llmchain_gguf::smollm2_path(llmchain_gguf::Variant::Q4_1).display()
+            );
+            println!(
+                "q8_0  {}",
+                llmchain_gguf::smollm2_path(llmchain_gguf::Variant::Q8_0).display()
+            );
             Ok(())
         }
     }

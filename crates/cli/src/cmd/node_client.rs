@@ -26,7 +26,9 @@ pub struct Conn {
 impl Conn {
     /// The socket path in use.
     pub fn path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(llmchain_daemon::default_socket_path)
+        self.socket
+            .clone()
+            .unwrap_or_else(llmchain_daemon::default_socket_path)
     }
 
     /// Connect, with "is `llmchain daemon` running?" in the error.
@@ -44,7 +46,11 @@ pub fn print_json<T: Serialize>(v: &T) -> Result<()> {
 /// Parse a memory size into MiB: `512M`, `1G`, `1.5G`, `2048` (MiB), `64K` (rounded up), `1T`.
 pub fn parse_size_mib(s: &str) -> Result<u64, UsageError> {
     let t = s.trim();
-    let bad = || UsageError(format!("invalid size {s:?}: use e.g. 512M, 1G, 1.5G or a number of MiB"));
+    let bad = || {
+        UsageError(format!(
+            "invalid size {s:?}: use e.g. 512M, 1G, 1.5G or a number of MiB"
+        ))
+    };
     let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => {
             let unit = t[i..].to_ascii_lowercase();
@@ -69,7 +75,11 @@ pub fn parse_size_mib(s: &str) -> Result<u64, UsageError> {
 /// Parse CPUs into millicores: `2` → 2000, `0.5` → 500, `500m` → 500.
 pub fn parse_cpu_millis(s: &str) -> Result<u64, UsageError> {
     let t = s.trim();
-    let bad = || UsageError(format!("invalid CPU amount {s:?}: use cores (2, 0.5) or millicores (500m)"));
+    let bad = || {
+        UsageError(format!(
+            "invalid CPU amount {s:?}: use cores (2, 0.5) or millicores (500m)"
+        ))
+    };
     let v = if let Some(m) = t.strip_suffix('m') {
         m.parse::<u64>().map_err(|_| bad())?
     } else {
@@ -88,23 +98,35 @@ pub fn parse_cpu_millis(s: &str) -> Result<u64, UsageError> {
 /// Parse a duration into milliseconds: `90s`, `10m`, `2h`, `1h30m`, `500ms`, `1d`; a bare number is seconds.
 pub fn parse_duration_ms(s: &str) -> Result<u64, UsageError> {
     let t = s.trim();
-    let bad = || UsageError(format!("invalid duration {s:?}: use e.g. 90s, 10m, 2h, 1h30m, 500ms"));
+    let bad = || {
+        UsageError(format!(
+            "invalid duration {s:?}: use e.g. 90s, 10m, 2h, 1h30m, 500ms"
+        ))
+    };
     if t.is_empty() {
         return Err(bad());
     }
     if let Ok(v) = t.parse::<f64>() {
-        return if v.is_finite() && v >= 0.0 { Ok((v * 1000.0).round() as u64) } else { Err(bad()) };
+        return if v.is_finite() && v >= 0.0 {
+            Ok((v * 1000.0).round() as u64)
+        } else {
+            Err(bad())
+        };
     }
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if n == 0 {
             return Err(bad());
         }
         let v: f64 = rest[..n].parse().map_err(|_| bad())?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ms" => 1.0,
             "s" => 1000.0,
@@ -147,7 +169,10 @@ pub fn state_word(t: &TaskInfo) -> String {
 
 /// Microseconds since the epoch, now.
 pub fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -156,7 +181,14 @@ mod tests {
 
     #[test]
     fn sizes_cpus_durations() {
-        for (s, v) in [("1G", 1024), ("512M", 512), ("1.5G", 1536), ("2048", 2048), ("64K", 1), ("1GiB", 1024)] {
+        for (s, v) in [
+            ("1G", 1024),
+            ("512M", 512),
+            ("1.5G", 1536),
+            ("2048", 2048),
+            ("64K", 1),
+            ("1GiB", 1024),
+        ] {
             assert_eq!(parse_size_mib(s).unwrap(), v, "{s}");
         }
         for s in ["", "x", "-1G", "1Q", "0"] {
@@ -166,9 +198,14 @@ mod tests {
             assert_eq!(parse_cpu_millis(s).unwrap(), v, "{s}");
         }
         assert!(parse_cpu_millis("0").is_err() && parse_cpu_millis("abc").is_err());
-        for (s, v) in
-            [("90s", 90_000), ("10m", 600_000), ("1h30m", 5_400_000), ("500ms", 500), ("2", 2000), ("1d", 86_400_000)]
-        {
+        for (s, v) in [
+            ("90s", 90_000),
+            ("10m", 600_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("2", 2000),
+            ("1d", 86_400_000),
+        ] {
             assert_eq!(parse_duration_ms(s).unwrap(), v, "{s}");
         }
         for s in ["", "m", "10x", "s10"] {

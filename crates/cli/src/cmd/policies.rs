@@ -15,9 +15,9 @@ use super::UsageError;
 pub fn split_specs(list: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let continues = item
-            .split_once('=')
-            .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let continues = item.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         match out.last_mut() {
             Some(prev) if continues && prev.contains(':') => {
                 prev.push(',');
@@ -62,7 +62,11 @@ mod tests {
         assert_eq!(split_specs("fcfs, sjf+easy"), ["fcfs", "sjf+easy"]);
         assert_eq!(
             split_specs("kernel:openai=http://127.0.0.1:8080,model=x,tetris:knob=0.3,fcfs"),
-            ["kernel:openai=http://127.0.0.1:8080,model=x", "tetris:knob=0.3", "fcfs"]
+            [
+                "kernel:openai=http://127.0.0.1:8080,model=x",
+                "tetris:knob=0.3",
+                "fcfs"
+            ]
         );
         // `key=value` with no spec before it stays its own (invalid) spec.
         assert_eq!(split_specs("every=3"), ["every=3"]);

@@ -20,7 +20,11 @@ pub struct Args {
 
 /// List tasks.
 pub fn run(args: Args) -> Result<()> {
-    let tasks = args.conn.connect()?.list(ListRequest { all: args.all, limit: Some(args.limit), uid: None })?;
+    let tasks = args.conn.connect()?.list(ListRequest {
+        all: args.all,
+        limit: Some(args.limit),
+        uid: None,
+    })?;
     if args.conn.json {
         return print_json(&tasks);
     }
@@ -47,7 +51,12 @@ pub fn run(args: Args) -> Result<()> {
             t.cpu_millis,
             t.mem_mib,
             time,
-            t.name.as_deref().unwrap_or("-").chars().take(16).collect::<String>(),
+            t.name
+                .as_deref()
+                .unwrap_or("-")
+                .chars()
+                .take(16)
+                .collect::<String>(),
             cmd
         );
     }

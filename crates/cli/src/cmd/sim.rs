@@ -21,7 +21,12 @@ pub struct Args {
     pub workload: String,
 
     /// Comma-separated policies, e.g. fcfs,sjf,sjf+easy,tetris,kernel. `--help` lists names.
-    #[arg(long, short = 'p', value_name = "LIST", default_value = "fcfs,sjf,fcfs+easy,sjf+easy")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "LIST",
+        default_value = "fcfs,sjf,fcfs+easy,sjf+easy"
+    )]
     pub policy: String,
 
     /// Number of sequences sampled from the workload (RLScheduler protocol: 10).
@@ -138,12 +143,24 @@ pub fn run(args: Args) -> Result<()> {
     };
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .max(1);
     let results = run_all(&specs, &sequences, &config, args.seed, threads)?;
 
-    let aggregates: Vec<Aggregate> = results.iter().map(|runs| aggregate(runs).expect("at least one run")).collect();
-    print_table(&workload, &sequences, &aggregates, args.perfect_estimates || workload.meta.perfect_estimates);
+    let aggregates: Vec<Aggregate> = results
+        .iter()
+        .map(|runs| aggregate(runs).expect("at least one run"))
+        .collect();
+    print_table(
+        &workload,
+        &sequences,
+        &aggregates,
+        args.perfect_estimates || workload.meta.perfect_estimates,
+    );
 
     if let Some(path) = &args.json {
         let report = Report {
@@ -195,19 +212,22 @@ fn run_all(
     seed: u64,
     threads: usize,
 ) -> Result<Vec<Vec<RunResult>>> {
-    let jobs: Vec<(usize, usize)> =
-        (0..specs.len()).flat_map(|p| (0..sequences.len()).map(move |s| (p, s))).collect();
+    let jobs: Vec<(usize, usize)> = (0..specs.len())
+        .flat_map(|p| (0..sequences.len()).map(move |s| (p, s)))
+        .collect();
     let progress = super::progress_bar(jobs.len() as u64, "simulating");
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<RunResult>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let slots: Mutex<Vec<Option<Result<RunResult>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.min(jobs.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(p, s)) = jobs.get(i) else { break };
                 let result = policies::build(&specs[p], seed).and_then(|mut policy| {
-                    llmchain_sim::run(&sequences[s], &mut policy, config)
-                        .with_context(|| format!("simulating `{}` on {}", specs[p], sequences[s].meta.label))
+                    llmchain_sim::run(&sequences[s], &mut policy, config).with_context(|| {
+                        format!("simulating `{}` on {}", specs[p], sequences[s].meta.label)
+                    })
                 });
                 slots.lock().expect("no panics while holding the lock")[i] = Some(result);
                 progress.inc(1);
@@ -233,16 +253,40 @@ fn print_table(workload: &Workload, sequences: &[Workload], aggs: &[Aggregate], 
         workload.meta.label,
         workload.len(),
         workload.cluster.nodes.len(),
-        if workload.cluster.nodes.len() == 1 { "" } else { "s" },
+        if workload.cluster.nodes.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         sequences.len(),
         if sequences.len() == 1 { "" } else { "s" },
         sequences.first().map_or(0, Workload::len),
-        if perfect { " — PERFECT ESTIMATES (actual run times shown to policies)" } else { "" }
+        if perfect {
+            " — PERFECT ESTIMATES (actual run times shown to policies)"
+        } else {
+            ""
+        }
     );
     let mut t = table::Table::new(&[
-        "policy", "bsld", "bsld p99", "wait s", "wait p99", "turnaround s", "slowdown", "makespan s", "util cpu",
-        "util mem", "jain", "decisions", "rejected", "unstarted", "model calls", "lat mean µs", "lat p99 µs",
-        "fallback %", "dropped",
+        "policy",
+        "bsld",
+        "bsld p99",
+        "wait s",
+        "wait p99",
+        "turnaround s",
+        "slowdown",
+        "makespan s",
+        "util cpu",
+        "util mem",
+        "jain",
+        "decisions",
+        "rejected",
+        "unstarted",
+        "model calls",
+        "lat mean µs",
+        "lat p99 µs",
+        "fallback %",
+        "dropped",
     ]);
     for a in aggs {
         let m = &a.metrics;
@@ -263,15 +307,26 @@ fn print_table(workload: &Workload, sequences: &[Workload], aggs: &[Aggregate], 
             m.decisions.to_string(),
             m.rejected.to_string(),
             m.never_started.to_string(),
-            if s.model_calls == 0 { "-".into() } else { s.model_calls.to_string() },
+            if s.model_calls == 0 {
+                "-".into()
+            } else {
+                s.model_calls.to_string()
+            },
             opt(s.latency_mean_us),
             opt(s.latency_p99_us),
             if s.decision_points == 0 || s.model_calls == 0 {
                 "-".into()
             } else {
-                format!("{:.1}", 100.0 * s.fallbacks as f64 / s.decision_points as f64)
+                format!(
+                    "{:.1}",
+                    100.0 * s.fallbacks as f64 / s.decision_points as f64
+                )
             },
-            if s.model_calls == 0 { "-".into() } else { s.proposals_dropped.to_string() },
+            if s.model_calls == 0 {
+                "-".into()
+            } else {
+                s.proposals_dropped.to_string()
+            },
         ]);
     }
     print!("{}", t.render());

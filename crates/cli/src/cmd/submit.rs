@@ -56,7 +56,9 @@ pub fn run(args: Args) -> Result<()> {
         std::env::vars().collect()
     };
     for kv in &args.env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| UsageError(format!("--env {kv:?} is not K=V")))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--env {kv:?} is not K=V")))?;
         env.insert(k.to_string(), v.to_string());
     }
     let cwd = match args.cwd {
@@ -69,7 +71,11 @@ pub fn run(args: Args) -> Result<()> {
         env,
         cpu_millis: parse_cpu_millis(&args.cpu)?,
         mem_mib: parse_size_mib(&args.mem)?,
-        estimate_ms: args.estimate.as_deref().map(parse_duration_ms).transpose()?,
+        estimate_ms: args
+            .estimate
+            .as_deref()
+            .map(parse_duration_ms)
+            .transpose()?,
         priority: args.priority,
         name: args.name,
         label: args.label,

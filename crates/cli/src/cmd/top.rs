@@ -74,12 +74,22 @@ fn frame(s: &StatsResponse, queued: &[TaskInfo]) -> String {
             r.mem_mib,
             fmt_ms(r.elapsed_ms),
             r.cpu_time_ms.map(fmt_ms).unwrap_or_else(|| "-".into()),
-            r.mem_used_mib.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            r.mem_used_mib
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
             r.name.as_deref().unwrap_or("-")
         );
     }
-    let _ = writeln!(o, "\nQUEUED (first 15)\n{:>6} {:>6} {:>7} {:>8}  NAME", "ID", "UID", "CPU", "MEM");
-    for q in queued.iter().filter(|t| t.state == llmchain_daemon::protocol::TaskState::Queued).take(15) {
+    let _ = writeln!(
+        o,
+        "\nQUEUED (first 15)\n{:>6} {:>6} {:>7} {:>8}  NAME",
+        "ID", "UID", "CPU", "MEM"
+    );
+    for q in queued
+        .iter()
+        .filter(|t| t.state == llmchain_daemon::protocol::TaskState::Queued)
+        .take(15)
+    {
         let _ = writeln!(
             o,
             "{:>6} {:>6} {:>6}m {:>6}Mi  {}",
@@ -102,7 +112,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     loop {
         let s = client.stats(true)?;
-        let q = client.list(ListRequest { all: false, limit: Some(200), uid: None })?;
+        let q = client.list(ListRequest {
+            all: false,
+            limit: Some(200),
+            uid: None,
+        })?;
         let text = frame(&s, &q);
         if args.once {
             print!("{text}");

@@ -36,25 +36,46 @@ pub fn run(args: Args) -> Result<()> {
     match args.what.as_str() {
         "sched-lm" => {
             let mut cfg: TrainConfig = match &args.config {
-                Some(p) => serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-                    .with_context(|| format!("parsing {}", p.display()))?,
+                Some(p) => serde_json::from_str(
+                    &std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("parsing {}", p.display()))?,
                 None => TrainConfig::default(),
             };
             if let Some(s) = args.seed {
                 cfg.seed = s;
             }
-            let out = args.out.unwrap_or_else(|| PathBuf::from("models").join(&cfg.name));
-            eprintln!("training {} (seed {}) into {} ...", cfg.name, cfg.seed, out.display());
+            let out = args
+                .out
+                .unwrap_or_else(|| PathBuf::from("models").join(&cfg.name));
+            eprintln!(
+                "training {} (seed {}) into {} ...",
+                cfg.name,
+                cfg.seed,
+                out.display()
+            );
             let t = train_sched_lm(&cfg, Some(&out)).context("training the scheduling LM")?;
             println!("{}", serde_json::to_string_pretty(&t.card.metrics)?);
-            println!("saved {} ({:.0} s); loss curve in {}", out.display(), t.card.train_seconds, out.join("curve.csv").display());
+            println!(
+                "saved {} ({:.0} s); loss curve in {}",
+                out.display(),
+                t.card.train_seconds,
+                out.join("curve.csv").display()
+            );
         }
         "runtime" => {
             let out = args.out.unwrap_or_else(|| PathBuf::from("models"));
-            let studies = llmchain_learn::runtime::report_runtime_predictor(Some(&out)).context("runtime predictor study")?;
+            let studies = llmchain_learn::runtime::report_runtime_predictor(Some(&out))
+                .context("runtime predictor study")?;
             println!("{}", serde_json::to_string_pretty(&studies)?);
         }
-        other => return Err(super::UsageError(format!("unknown model kind `{other}` (valid: sched-lm, runtime)")).into()),
+        other => {
+            return Err(super::UsageError(format!(
+                "unknown model kind `{other}` (valid: sched-lm, runtime)"
+            ))
+            .into())
+        }
     }
     Ok(())
 }

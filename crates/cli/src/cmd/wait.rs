@@ -24,7 +24,15 @@ pub fn run(args: Args) -> Result<()> {
     if args.conn.json {
         print_json(&t)?;
     } else {
-        println!("task {} {}{}", t.id, state_word(&t), t.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+        println!(
+            "task {} {}{}",
+            t.id,
+            state_word(&t),
+            t.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
     }
     match t.exit {
         Some(ExitStatus::Completed) => Ok(()),

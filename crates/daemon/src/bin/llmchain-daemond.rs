@@ -22,7 +22,9 @@ fn usage(msg: &str) -> ExitCode {
 fn main() -> ExitCode {
     let _ = tracing_init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { return usage("missing command") };
+    let Some(cmd) = args.first() else {
+        return usage("missing command");
+    };
     let mut opts = std::collections::BTreeMap::new();
     let mut flags = Vec::new();
     let mut rest = Vec::new();
@@ -32,7 +34,9 @@ fn main() -> ExitCode {
         if a == "--all-users" {
             flags.push(a.clone());
         } else if let Some(k) = a.strip_prefix("--") {
-            let Some(v) = args.get(i + 1) else { return usage(&format!("--{k} needs a value")) };
+            let Some(v) = args.get(i + 1) else {
+                return usage(&format!("--{k} needs a value"));
+            };
             opts.insert(k.to_string(), v.clone());
             i += 1;
         } else {
@@ -42,7 +46,9 @@ fn main() -> ExitCode {
     }
     match cmd.as_str() {
         "serve" => {
-            let Some(dir) = opts.get("state-dir") else { return usage("serve needs --state-dir") };
+            let Some(dir) = opts.get("state-dir") else {
+                return usage("serve needs --state-dir");
+            };
             let mut c = Config::in_dir(&PathBuf::from(dir));
             if let Some(s) = opts.get("socket") {
                 c.socket = s.into();
@@ -54,15 +60,21 @@ fn main() -> ExitCode {
                 c.cgroup_parent = p.clone();
             }
             if let Some(cap) = opts.get("capacity") {
-                let parsed = cap.split_once(',').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
-                let Some(cap) = parsed else { return usage("--capacity takes MILLICORES,MIB") };
+                let parsed = cap
+                    .split_once(',')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                let Some(cap) = parsed else {
+                    return usage("--capacity takes MILLICORES,MIB");
+                };
                 c.capacity = Some(cap);
             }
             if flags.iter().any(|f| f == "--all-users") {
                 c.socket_access = SocketAccess::AllUsers;
             }
             if let Some(a) = opts.get("http") {
-                let Ok(a) = a.parse() else { return usage("--http takes IP:PORT") };
+                let Ok(a) = a.parse() else {
+                    return usage("--http takes IP:PORT");
+                };
                 c.http = Some(a);
                 c.http_token = opts.get("token").cloned();
             }
@@ -76,8 +88,12 @@ fn main() -> ExitCode {
             }
         }
         "call" => {
-            let Some(sock) = opts.get("socket") else { return usage("call needs --socket") };
-            let Some(json) = rest.first() else { return usage("call needs a request JSON") };
+            let Some(sock) = opts.get("socket") else {
+                return usage("call needs --socket");
+            };
+            let Some(json) = rest.first() else {
+                return usage("call needs a request JSON");
+            };
             let req = match parse_request(json.as_bytes()) {
                 Ok(r) => r,
                 Err(e) => return usage(&e.message),
@@ -92,7 +108,10 @@ fn main() -> ExitCode {
             match client.call(req) {
                 Ok(r) => {
                     let err = matches!(r, Response::Error(_));
-                    println!("{}", serde_json::to_string(&ResponseEnvelope::new(r)).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string(&ResponseEnvelope::new(r)).unwrap_or_default()
+                    );
                     if err {
                         ExitCode::from(3)
                     } else {

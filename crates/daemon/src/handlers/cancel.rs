@@ -15,14 +15,25 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: CancelRequest) -> Respons
     let info;
     {
         let mut st = shared.lock();
-        let Some(t) = st.tasks.get_mut(&r.id) else { return not_found(r.id) };
+        let Some(t) = st.tasks.get_mut(&r.id) else {
+            return not_found(r.id);
+        };
         if !caller.owns(t) {
             return forbidden(r.id, t.row.info.uid, caller);
         }
         match t.row.info.state {
             TaskState::Finished => {
-                let s = t.row.info.exit.as_ref().map(status_name).unwrap_or("finished");
-                return Response::error(ErrorCode::Invalid, format!("task {} has already finished ({s})", r.id));
+                let s = t
+                    .row
+                    .info
+                    .exit
+                    .as_ref()
+                    .map(status_name)
+                    .unwrap_or("finished");
+                return Response::error(
+                    ErrorCode::Invalid,
+                    format!("task {} has already finished ({s})", r.id),
+                );
             }
             TaskState::Running => {
                 t.cancel_requested = true;
@@ -32,7 +43,15 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: CancelRequest) -> Respons
             TaskState::Queued => {
                 let writer = shared.writer.clone();
                 let reason = Some(format!("cancelled by uid {} while queued", caller.uid));
-                st.finish(&writer, r.id, ExitStatus::Cancelled, reason, None, None, false);
+                st.finish(
+                    &writer,
+                    r.id,
+                    ExitStatus::Cancelled,
+                    reason,
+                    None,
+                    None,
+                    false,
+                );
                 info = st.view(&st.tasks[&r.id], caller.uid);
                 killer = None;
             }

@@ -13,7 +13,9 @@ use crate::state::{status_name, Shared};
 /// Handle an explain request.
 pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Response {
     let st = shared.lock();
-    let Some(t) = st.tasks.get(&r.id) else { return not_found(r.id) };
+    let Some(t) = st.tasks.get(&r.id) else {
+        return not_found(r.id);
+    };
     let info = &t.row.info;
     let free = st.free();
     let req = t.request();
@@ -32,7 +34,11 @@ pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Respo
     } else {
         Vec::new()
     };
-    let unmet_deps = if info.state == TaskState::Queued { st.unmet_deps(t) } else { Vec::new() };
+    let unmet_deps = if info.state == TaskState::Queued {
+        st.unmet_deps(t)
+    } else {
+        Vec::new()
+    };
     let ahead_ids: Vec<u64> = if info.state == TaskState::Queued {
         st.eligible.range(..r.id).map(|(id, _)| *id).collect()
     } else {
@@ -43,7 +49,13 @@ pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Respo
         .take(20)
         .map(|id| {
             let a = &st.tasks[id].row.info;
-            AheadTask { id: a.id, uid: a.uid, cpu_millis: a.cpu_millis, mem_mib: a.mem_mib, priority: a.priority }
+            AheadTask {
+                id: a.id,
+                uid: a.uid,
+                cpu_millis: a.cpu_millis,
+                mem_mib: a.mem_mib,
+                priority: a.priority,
+            }
         })
         .collect();
     let summary = match info.state {
@@ -52,12 +64,17 @@ pub fn handle(shared: &Arc<Shared>, _caller: Caller, r: ExplainRequest) -> Respo
             "task {} has finished ({}){}",
             r.id,
             info.exit.as_ref().map(status_name).unwrap_or("?"),
-            info.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+            info.reason
+                .as_ref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
         ),
         TaskState::Queued => {
             let mut parts = Vec::new();
             if !unmet_deps.is_empty() {
-                parts.push(format!("it waits for dependencies {unmet_deps:?} to complete"));
+                parts.push(format!(
+                    "it waits for dependencies {unmet_deps:?} to complete"
+                ));
             }
             for b in &blocked_by {
                 parts.push(format!(

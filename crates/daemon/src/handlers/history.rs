@@ -18,7 +18,12 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: HistoryRequest) -> Respon
     let start = r.after_id.map(|a| a.saturating_add(1)).unwrap_or(0);
     let mut records = Vec::new();
     let mut more = false;
-    for t in st.tasks.range(start..).map(|(_, t)| t).filter(|t| t.row.info.state == TaskState::Finished) {
+    for t in st
+        .tasks
+        .range(start..)
+        .map(|(_, t)| t)
+        .filter(|t| t.row.info.state == TaskState::Finished)
+    {
         if records.len() == limit {
             more = true;
             break;
@@ -28,7 +33,11 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: HistoryRequest) -> Respon
             (Some(s), Some(e)) => e.saturating_sub(s) / 1000,
             _ => 0,
         };
-        records.push(HistoryRecord { oom: info.exit == Some(ExitStatus::OomKilled), runtime_ms, task: info });
+        records.push(HistoryRecord {
+            oom: info.exit == Some(ExitStatus::OomKilled),
+            runtime_ms,
+            task: info,
+        });
     }
     Response::History(HistoryResponse { records, more })
 }

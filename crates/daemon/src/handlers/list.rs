@@ -15,11 +15,27 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: ListRequest) -> Response 
     let st = shared.lock();
     let pick = |id: &u64| r.uid.map_or(true, |u| st.tasks[id].row.info.uid == u);
     let mut tasks: Vec<_> = if r.all {
-        st.tasks.values().rev().filter(|t| pick(&t.id())).take(limit).map(|t| st.view(t, caller.uid)).collect()
+        st.tasks
+            .values()
+            .rev()
+            .filter(|t| pick(&t.id()))
+            .take(limit)
+            .map(|t| st.view(t, caller.uid))
+            .collect()
     } else {
-        let mut ids: Vec<u64> = st.running.iter().chain(st.queued.iter()).copied().filter(|id| pick(id)).collect();
+        let mut ids: Vec<u64> = st
+            .running
+            .iter()
+            .chain(st.queued.iter())
+            .copied()
+            .filter(|id| pick(id))
+            .collect();
         ids.sort_unstable();
-        ids.iter().rev().take(limit).map(|id| st.view(&st.tasks[id], caller.uid)).collect()
+        ids.iter()
+            .rev()
+            .take(limit)
+            .map(|id| st.view(&st.tasks[id], caller.uid))
+            .collect()
     };
     tasks.reverse();
     Response::Tasks(TaskList { tasks })

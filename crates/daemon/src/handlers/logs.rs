@@ -58,7 +58,9 @@ fn tail_offset(path: &Path, n: u32) -> std::io::Result<u64> {
 pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: LogsRequest) -> Reply {
     {
         let st = shared.lock();
-        let Some(t) = st.tasks.get(&r.id) else { return Reply::One(not_found(r.id)) };
+        let Some(t) = st.tasks.get(&r.id) else {
+            return Reply::One(not_found(r.id));
+        };
         if !caller.owns(t) {
             return Reply::One(forbidden(r.id, t.row.info.uid, caller));
         }
@@ -78,7 +80,11 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: LogsRequest) -> Rep
     };
     let id = r.id;
     let finished = move |shared: &Arc<Shared>| {
-        shared.lock().tasks.get(&id).map_or(true, |t| t.row.info.state == TaskState::Finished)
+        shared
+            .lock()
+            .tasks
+            .get(&id)
+            .map_or(true, |t| t.row.info.state == TaskState::Finished)
     };
     if !r.follow || caller.http {
         let done = finished(shared);
@@ -128,7 +134,10 @@ fn chunk(r: &LogsRequest, offset: u64, data: &[u8], eof: bool) -> Response {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Response {
-    Response::error(ErrorCode::Internal, format!("cannot read {}: {e}", path.display()))
+    Response::error(
+        ErrorCode::Internal,
+        format!("cannot read {}: {e}", path.display()),
+    )
 }
 
 #[cfg(test)]

@@ -70,6 +70,9 @@ pub(crate) fn not_found(id: u64) -> Response {
 pub(crate) fn forbidden(id: u64, owner: u32, caller: Caller) -> Response {
     Response::error(
         ErrorCode::Forbidden,
-        format!("task {id} belongs to uid {owner}; uid {} may not act on it", caller.uid),
+        format!(
+            "task {id} belongs to uid {owner}; uid {} may not act on it",
+            caller.uid
+        ),
     )
 }

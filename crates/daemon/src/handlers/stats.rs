@@ -3,17 +3,28 @@
 use std::sync::Arc;
 
 use super::Caller;
-use crate::protocol::{Amount, NodeStats, QueueStats, Response, RunningUsage, StatsRequest, StatsResponse};
+use crate::protocol::{
+    Amount, NodeStats, QueueStats, Response, RunningUsage, StatsRequest, StatsResponse,
+};
 use crate::state::{now_us, Shared};
 
 fn amount(r: &llmchain_core::Resources) -> Amount {
-    Amount { cpu_millis: r.cpu_milli(), mem_mib: r.mem_mib(), gpus: r.get(llmchain_core::Dim::Gpu) }
+    Amount {
+        cpu_millis: r.cpu_milli(),
+        mem_mib: r.mem_mib(),
+        gpus: r.get(llmchain_core::Dim::Gpu),
+    }
 }
 
 /// Queue counts (eligible, held, running, finished).
 pub fn queue_stats(st: &crate::state::State) -> QueueStats {
     let held = (st.queued.len() - st.eligible.len()) as u64;
-    QueueStats { queued: st.queued.len() as u64 - held, held, running: st.running.len() as u64, finished: st.finished }
+    QueueStats {
+        queued: st.queued.len() as u64 - held,
+        held,
+        running: st.running.len() as u64,
+        finished: st.finished,
+    }
 }
 
 /// Handle a stats request.
@@ -37,7 +48,10 @@ pub fn handle(shared: &Arc<Shared>, caller: Caller, r: StatsRequest) -> Response
                         uid: i.uid,
                         name: i.name.clone(),
                         pid: i.pid,
-                        elapsed_ms: i.start_us.map(|s| now.saturating_sub(s) / 1000).unwrap_or(0),
+                        elapsed_ms: i
+                            .start_us
+                            .map(|s| now.saturating_sub(s) / 1000)
+                            .unwrap_or(0),
                         cpu_millis: i.cpu_millis,
                         mem_mib: i.mem_mib,
                         cpu_time_ms: None,

@@ -26,14 +26,23 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: SubmitRequest) -> R
     if let Some(a) = r.argv.iter().find(|a| a.contains('\0')) {
         return invalid(format!("argument {a:?} contains a NUL byte"));
     }
-    if let Some(k) = r.env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
-        return invalid(format!("environment variable name {k:?} is empty or contains '=' or NUL"));
+    if let Some(k) = r
+        .env
+        .keys()
+        .find(|k| k.is_empty() || k.contains(['=', '\0']))
+    {
+        return invalid(format!(
+            "environment variable name {k:?} is empty or contains '=' or NUL"
+        ));
     }
     if r.env.values().any(|v| v.contains('\0')) {
         return invalid("an environment value contains a NUL byte");
     }
     if r.cpu_millis == 0 || r.mem_mib == 0 {
-        return invalid(format!("cpu_millis ({}) and mem_mib ({}) must both be at least 1", r.cpu_millis, r.mem_mib));
+        return invalid(format!(
+            "cpu_millis ({}) and mem_mib ({}) must both be at least 1",
+            r.cpu_millis, r.mem_mib
+        ));
     }
     for (what, v) in [("name", &r.name), ("label", &r.label)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_LABEL) {
@@ -73,7 +82,10 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: SubmitRequest) -> R
                 None => return invalid(format!("dependency {d} does not exist")),
                 Some(t) => {
                     if let Some(s) = t.row.info.exit.filter(|s| *s != ExitStatus::Completed) {
-                        return invalid(format!("dependency {d} already ended {}", status_name(&s)));
+                        return invalid(format!(
+                            "dependency {d} already ended {}",
+                            status_name(&s)
+                        ));
                     }
                 }
             }
@@ -106,13 +118,29 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: SubmitRequest) -> R
     let ack = shared.writer.send_acked(Op::Insert(Box::new(row.clone())));
     match ack.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Response::error(ErrorCode::Unavailable, format!("task not accepted: {e}")),
-        Err(_) => return Response::error(ErrorCode::Unavailable, "task not accepted: the state writer has stopped"),
+        Ok(Err(e)) => {
+            return Response::error(ErrorCode::Unavailable, format!("task not accepted: {e}"))
+        }
+        Err(_) => {
+            return Response::error(
+                ErrorCode::Unavailable,
+                "task not accepted: the state writer has stopped",
+            )
+        }
     }
     {
         let mut st = shared.lock();
         st.metrics.submits += 1;
-        st.tasks.insert(id, Task { row, killer: None, probe: None, cancel_requested: false, last_rejection: None });
+        st.tasks.insert(
+            id,
+            Task {
+                row,
+                killer: None,
+                probe: None,
+                cancel_requested: false,
+                last_rejection: None,
+            },
+        );
         // A dependency may have failed between the check above and now.
         if let Some((d, s)) = st.enqueue(id) {
             let writer = shared.writer.clone();

@@ -10,11 +10,15 @@ use crate::state::Shared;
 /// Handle a wait request.
 pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: WaitRequest) -> Response {
     let mut rx = shared.finished_tx.subscribe();
-    let deadline = r.timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let deadline = r
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     loop {
         {
             let st = shared.lock();
-            let Some(t) = st.tasks.get(&r.id) else { return not_found(r.id) };
+            let Some(t) = st.tasks.get(&r.id) else {
+                return not_found(r.id);
+            };
             if !caller.owns(t) {
                 return forbidden(r.id, t.row.info.uid, caller);
             }
@@ -38,7 +42,10 @@ pub async fn handle(shared: &Arc<Shared>, caller: Caller, r: WaitRequest) -> Res
             None => changed.await.is_ok(),
         };
         if !ok {
-            return Response::error(crate::protocol::ErrorCode::Unavailable, "the daemon is shutting down");
+            return Response::error(
+                crate::protocol::ErrorCode::Unavailable,
+                "the daemon is shutting down",
+            );
         }
     }
 }

@@ -23,7 +23,8 @@ pub enum TinyVocab {
 
 fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("creating a temp dir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("creating a temp dir"))
+        .path()
 }
 
 /// Writes (once per binary) a tiny random-weight llama GGUF with weights in `dtype`.
@@ -37,11 +38,18 @@ pub fn tiny_gguf(dtype: &str, vocab: TinyVocab) -> PathBuf {
     let out = scratch().join(format!("tiny-{dtype}-{vocab:?}.gguf"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_tiny_gguf.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(&out).args(["--dtype", dtype, "--seed", "1"]);
+    cmd.arg(&script)
+        .arg(&out)
+        .args(["--dtype", dtype, "--seed", "1"]);
     if vocab == TinyVocab::SmolLm2 {
         cmd.arg("--tokenizer-from").arg(smollm2(Variant::Q4_1));
     }
-    let res = cmd.output().unwrap_or_else(|e| panic!("running python3 {}: {e}; install Python 3", script.display()));
+    let res = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "running python3 {}: {e}; install Python 3",
+            script.display()
+        )
+    });
     assert!(
         res.status.success(),
         "make_tiny_gguf.py failed (install its packages with `pip install gguf numpy`): {}",
@@ -101,7 +109,10 @@ sys.stdin.read()
 impl LlamaServer {
     /// Starts the server and waits (up to 60 s) until `/health` answers.
     pub fn start(model: &Path) -> LlamaServer {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let child = Command::new("python3")
             .args(["-c", SERVER_PY])
             .arg(model)
@@ -119,18 +130,34 @@ impl LlamaServer {
                 if let Some(mut e) = server.child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                let tail: String = err.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                let tail: String = err
+                    .lines()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 panic!("llama.cpp server exited with {status} (install it with `pip install xllamacpp`):\n{tail}");
             }
             if let Ok((200, _)) = server.request("GET", "/health", None) {
                 return server;
             }
-            assert!(Instant::now() < deadline, "llama.cpp server not ready on port {port} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "llama.cpp server not ready on port {port} within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    fn request(&self, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let body = body.unwrap_or("");
@@ -142,14 +169,21 @@ impl LlamaServer {
         let mut r = BufReader::new(s);
         let mut status = String::new();
         r.read_line(&mut status)?;
-        let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let mut chunked = false;
         loop {
             let mut line = String::new();
             if r.read_line(&mut line)? == 0 || line == "\r\n" {
                 break;
             }
-            if line.to_ascii_lowercase().starts_with("transfer-encoding: chunked") {
+            if line
+                .to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+            {
                 chunked = true;
             }
         }
@@ -162,17 +196,27 @@ impl LlamaServer {
     /// llama.cpp's `/tokenize` ids for `text` (no BOS added).
     pub fn tokenize(&self, text: &str, parse_special: bool) -> Vec<u32> {
         let body = serde_json::json!({ "content": text, "add_special": false, "parse_special": parse_special }).to_string();
-        let (code, resp) = self.request("POST", "/tokenize", Some(&body)).expect("POST /tokenize");
+        let (code, resp) = self
+            .request("POST", "/tokenize", Some(&body))
+            .expect("POST /tokenize");
         assert_eq!(code, 200, "/tokenize answered {code}: {resp}");
-        let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_else(|e| panic!("/tokenize body {resp:?}: {e}"));
-        v["tokens"].as_array().expect("tokens array").iter().map(|t| t.as_u64().expect("token id") as u32).collect()
+        let v: serde_json::Value =
+            serde_json::from_str(&resp).unwrap_or_else(|e| panic!("/tokenize body {resp:?}: {e}"));
+        v["tokens"]
+            .as_array()
+            .expect("tokens array")
+            .iter()
+            .map(|t| t.as_u64().expect("token id") as u32)
+            .collect()
     }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..nl]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..nl]).unwrap_or("0").trim(), 16)
+                .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -192,9 +236,16 @@ impl Drop for LlamaServer {
 
 /// The kernel-style schedule prompt for tasks `ids`.
 pub fn schedule_messages(ids: &[u64]) -> Vec<ChatMessage> {
-    let mut queue = String::from("Free: 8 CPUs, 16 GiB memory.\nWaiting tasks (id: cpus, memory GiB, minutes):\n");
+    let mut queue = String::from(
+        "Free: 8 CPUs, 16 GiB memory.\nWaiting tasks (id: cpus, memory GiB, minutes):\n",
+    );
     for (k, id) in ids.iter().enumerate() {
-        queue.push_str(&format!("{id}: {}, {}, {}\n", 1 + k % 4, 1 + (k * 3) % 8, 10 + (k * 7) % 20));
+        queue.push_str(&format!(
+            "{id}: {}, {}, {}\n",
+            1 + k % 4,
+            1 + (k * 3) % 8,
+            10 + (k * 7) % 20
+        ));
     }
     queue.push_str("Which tasks should start now, in order?");
     vec![

@@ -23,7 +23,10 @@ where
 {
     /// A backend named `name` answering with `f`.
     pub fn new(name: impl Into<String>, f: F) -> Self {
-        FnBackend { name: name.into(), f }
+        FnBackend {
+            name: name.into(),
+            f,
+        }
     }
 }
 
@@ -37,6 +40,10 @@ where
 
     fn propose(&mut self, req: &ProposalRequest<'_>) -> Result<Proposal, BackendError> {
         let raw = (self.f)(req)?;
-        Ok(Proposal { raw, model: self.name.clone(), tokens: None })
+        Ok(Proposal {
+            raw,
+            model: self.name.clone(),
+            tokens: None,
+        })
     }
 }

@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
-use llmchain_gguf::{ChatMessage, Constraint, GenerateConfig, Model, Sampling, ScheduleConstraint, Variant};
+use llmchain_gguf::{
+    ChatMessage, Constraint, GenerateConfig, Model, Sampling, ScheduleConstraint, Variant,
+};
 
 use super::{Backend, Proposal, ProposalRequest};
 use crate::error::{BackendError, KernelError};
@@ -61,7 +63,10 @@ pub struct GgufBackend {
 impl GgufBackend {
     /// Load `path`. The backend's name is `gguf:<file stem>`.
     pub fn load(path: &Path) -> Result<Self, KernelError> {
-        let stem = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().to_ascii_lowercase());
+        let stem = path.file_stem().map_or_else(
+            || "model".into(),
+            |s| s.to_string_lossy().to_ascii_lowercase(),
+        );
         let name = format!("gguf:{stem}");
         if !path.exists() {
             return Err(KernelError::ModelMissing {
@@ -69,7 +74,10 @@ impl GgufBackend {
                 hint: "give the path of a llama-family GGUF file".into(),
             });
         }
-        let model = Model::load(path).map_err(|e| KernelError::Backend { backend: name.clone(), reason: e.to_string() })?;
+        let model = Model::load(path).map_err(|e| KernelError::Backend {
+            backend: name.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(GgufBackend { name, model })
     }
 
@@ -86,7 +94,10 @@ impl Backend for GgufBackend {
 
     fn propose(&mut self, req: &ProposalRequest<'_>) -> Result<Proposal, BackendError> {
         let t = req.text;
-        let messages = [ChatMessage::system(t.system.clone()), ChatMessage::user(t.user.clone())];
+        let messages = [
+            ChatMessage::system(t.system.clone()),
+            ChatMessage::user(t.user.clone()),
+        ];
         let mut c = DeadlineConstraint {
             inner: ScheduleConstraint::new(&t.allowed_ids, t.max_items),
             deadline: t.deadline,
@@ -98,11 +109,20 @@ impl Backend for GgufBackend {
             stop: Vec::new(),
             reuse_prefix: true,
         };
-        let g = self.model.chat(&messages, &cfg, Some(&mut c as &mut dyn Constraint)).map_err(|e| BackendError::Model(e.to_string()))?;
+        let g = self
+            .model
+            .chat(&messages, &cfg, Some(&mut c as &mut dyn Constraint))
+            .map_err(|e| BackendError::Model(e.to_string()))?;
         if c.expired.get() && !c.inner.is_complete() {
-            return Err(BackendError::Timeout { deadline_ms: t.deadline_ms });
+            return Err(BackendError::Timeout {
+                deadline_ms: t.deadline_ms,
+            });
         }
-        Ok(Proposal { raw: g.text, model: self.name.clone(), tokens: Some(g.tokens.len() as u32) })
+        Ok(Proposal {
+            raw: g.text,
+            model: self.name.clone(),
+            tokens: Some(g.tokens.len() as u32),
+        })
     }
 }
 
@@ -115,7 +135,10 @@ pub fn open(path: &Path, _cfg: &KernelConfig) -> Result<Box<dyn Backend>, Kernel
 pub fn open_smollm2(q8: bool, cfg: &KernelConfig) -> Result<Box<dyn Backend>, KernelError> {
     let path = smollm2_path(q8);
     if !path.exists() {
-        return Err(KernelError::ModelMissing { path, hint: llmchain_gguf::FETCH_HINT.into() });
+        return Err(KernelError::ModelMissing {
+            path,
+            hint: llmchain_gguf::FETCH_HINT.into(),
+        });
     }
     open(&path, cfg)
 }

@@ -96,7 +96,10 @@ impl OpenAi {
         let backend = format!("openai:{}", cfg.model);
         let base = cfg.base_url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(KernelError::Backend { backend, reason: format!("base URL `{base}` is not http:// or https://") });
+            return Err(KernelError::Backend {
+                backend,
+                reason: format!("base URL `{base}` is not http:// or https://"),
+            });
         }
         let (url, root) = match base.strip_suffix("/v1") {
             Some(root) => (format!("{base}/chat/completions"), root.to_string()),
@@ -112,9 +115,23 @@ impl OpenAi {
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(2).min(cfg.timeout))
             .build()
-            .map_err(|e| KernelError::Backend { backend, reason: e.to_string() })?;
-        let resolved = if cfg.constrain == Constrain::Auto { None } else { Some(cfg.constrain) };
-        Ok(OpenAi { props_url: format!("{root}/props"), cfg, client, url, key, resolved })
+            .map_err(|e| KernelError::Backend {
+                backend,
+                reason: e.to_string(),
+            })?;
+        let resolved = if cfg.constrain == Constrain::Auto {
+            None
+        } else {
+            Some(cfg.constrain)
+        };
+        Ok(OpenAi {
+            props_url: format!("{root}/props"),
+            cfg,
+            client,
+            url,
+            key,
+            resolved,
+        })
     }
 
     /// The chat-completions URL requests go to.
@@ -126,7 +143,9 @@ impl OpenAi {
         if let Some(c) = self.resolved {
             return c;
         }
-        let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(2));
         let llama = self
             .client
             .get(&self.props_url)
@@ -136,7 +155,11 @@ impl OpenAi {
             .filter(|r| r.status().is_success())
             .and_then(|r| r.json::<Value>().ok())
             .is_some_and(|v| v.get("default_generation_settings").is_some());
-        let c = if llama { Constrain::Grammar } else { Constrain::Schema };
+        let c = if llama {
+            Constrain::Grammar
+        } else {
+            Constrain::Schema
+        };
         tracing::info!(url = %self.props_url, llama_cpp = llama, constraint = ?c, "detected server kind");
         self.resolved = Some(c);
         c
@@ -173,19 +196,50 @@ impl OpenAi {
             rb = rb.bearer_auth(k);
         }
         let resp = rb.send().map_err(|e| {
-            let reason = if e.is_timeout() { format!("timed out after {} ms", timeout.as_millis()) } else { chain(&e) };
-            (BackendError::Transport { url: self.url.clone(), reason }, true)
+            let reason = if e.is_timeout() {
+                format!("timed out after {} ms", timeout.as_millis())
+            } else {
+                chain(&e)
+            };
+            (
+                BackendError::Transport {
+                    url: self.url.clone(),
+                    reason,
+                },
+                true,
+            )
         })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .map_err(|e| (BackendError::Transport { url: self.url.clone(), reason: chain(&e) }, true))?;
+        let text = resp.text().map_err(|e| {
+            (
+                BackendError::Transport {
+                    url: self.url.clone(),
+                    reason: chain(&e),
+                },
+                true,
+            )
+        })?;
         if !status.is_success() {
             let retry = status.as_u16() == 429 || status.is_server_error();
             let (body, _) = bound(&text, 512);
-            return Err((BackendError::Http { url: self.url.clone(), status: status.as_u16(), body }, retry));
+            return Err((
+                BackendError::Http {
+                    url: self.url.clone(),
+                    status: status.as_u16(),
+                    body,
+                },
+                retry,
+            ));
         }
-        parse_completion(&text).map_err(|reason| (BackendError::BadResponse { url: self.url.clone(), reason }, false))
+        parse_completion(&text).map_err(|reason| {
+            (
+                BackendError::BadResponse {
+                    url: self.url.clone(),
+                    reason,
+                },
+                false,
+            )
+        })
     }
 }
 
@@ -214,8 +268,17 @@ pub fn parse_completion(text: &str) -> Result<Proposal, String> {
         .ok_or_else(|| "no string `choices[0].message.content`".to_string())?;
     Ok(Proposal {
         raw: content.to_string(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or("").chars().take(128).collect(),
-        tokens: v.pointer("/usage/completion_tokens").and_then(Value::as_u64).map(|t| t.min(u64::from(u32::MAX)) as u32),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect(),
+        tokens: v
+            .pointer("/usage/completion_tokens")
+            .and_then(Value::as_u64)
+            .map(|t| t.min(u64::from(u32::MAX)) as u32),
     })
 }
 
@@ -232,7 +295,9 @@ impl TextBackend for OpenAi {
         loop {
             let left = req.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(BackendError::Timeout { deadline_ms: req.deadline_ms });
+                return Err(BackendError::Timeout {
+                    deadline_ms: req.deadline_ms,
+                });
             }
             match self.attempt(&body, self.cfg.timeout.min(left)) {
                 Ok(p) => return Ok(p),
@@ -262,9 +327,16 @@ mod tests {
     fn completion_parsing() {
         let ok = r#"{"choices":[{"message":{"role":"assistant","content":"[1,2]"}}],"model":"m","usage":{"completion_tokens":5}}"#;
         let p = parse_completion(ok).unwrap();
-        assert_eq!((p.raw.as_str(), p.model.as_str(), p.tokens), ("[1,2]", "m", Some(5)));
+        assert_eq!(
+            (p.raw.as_str(), p.model.as_str(), p.tokens),
+            ("[1,2]", "m", Some(5))
+        );
         assert!(parse_completion("{}").unwrap_err().contains("choices"));
-        assert!(parse_completion(r#"{"choices":[{"message":{"content":null}}]}"#).unwrap_err().contains("content"));
+        assert!(
+            parse_completion(r#"{"choices":[{"message":{"content":null}}]}"#)
+                .unwrap_err()
+                .contains("content")
+        );
         assert!(parse_completion("<html>").unwrap_err().contains("not JSON"));
     }
 
@@ -273,10 +345,17 @@ mod tests {
         let a = OpenAi::new(OpenAiConfig::new("http://127.0.0.1:1/", "m")).unwrap();
         assert_eq!(a.url(), "http://127.0.0.1:1/v1/chat/completions");
         let b = OpenAi::new(OpenAiConfig::new("http://h:2/v1", "m")).unwrap();
-        assert_eq!((b.url(), b.props_url.as_str()), ("http://h:2/v1/chat/completions", "http://h:2/props"));
+        assert_eq!(
+            (b.url(), b.props_url.as_str()),
+            ("http://h:2/v1/chat/completions", "http://h:2/props")
+        );
         assert!(OpenAi::new(OpenAiConfig::new("ftp://x", "m")).is_err());
         let mut c = OpenAiConfig::new("http://h", "m");
         c.key_env = Some("LLMCHAIN_SURELY_UNSET_VARIABLE".into());
-        assert!(OpenAi::new(c).err().unwrap().to_string().contains("LLMCHAIN_SURELY_UNSET_VARIABLE"));
+        assert!(OpenAi::new(c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("LLMCHAIN_SURELY_UNSET_VARIABLE"));
     }
 }

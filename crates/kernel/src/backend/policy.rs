@@ -21,7 +21,11 @@ pub struct PolicyBackend {
 impl PolicyBackend {
     /// Wrap `policy`.
     pub fn new(policy: Box<dyn Policy + Send>) -> Self {
-        PolicyBackend { name: format!("policy:{}", policy.name()), policy, out: Vec::new() }
+        PolicyBackend {
+            name: format!("policy:{}", policy.name()),
+            policy,
+            out: Vec::new(),
+        }
     }
 }
 
@@ -36,7 +40,10 @@ impl Backend for PolicyBackend {
 
     fn propose(&mut self, req: &ProposalRequest<'_>) -> Result<Proposal, BackendError> {
         if let Question::Choose { .. } = req.text.question {
-            return Err(BackendError::Model(format!("{} cannot choose a policy (use mode=order)", self.name)));
+            return Err(BackendError::Model(format!(
+                "{} cannot choose a policy (use mode=order)",
+                self.name
+            )));
         }
         self.out.clear();
         self.policy.decide(req.snapshot, &mut self.out);
@@ -53,7 +60,11 @@ impl Backend for PolicyBackend {
             }
         }
         raw.push_str("]}");
-        Ok(Proposal { raw, model: self.name.clone(), tokens: None })
+        Ok(Proposal {
+            raw,
+            model: self.name.clone(),
+            tokens: None,
+        })
     }
 
     fn feedback(&mut self, outcome: &Outcome) {

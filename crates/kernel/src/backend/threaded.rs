@@ -34,18 +34,26 @@ impl Threaded {
         let name = inner.name();
         let (tx, jobs) = mpsc::channel::<(u64, TextRequest)>();
         let (done, rx) = mpsc::channel::<Reply>();
-        let spawned = std::thread::Builder::new().name(format!("llmchain-backend-{name}")).spawn(move || {
-            for (seq, req) in jobs {
-                let r = inner.complete(&req);
-                if done.send((seq, r)).is_err() {
-                    break;
+        let spawned = std::thread::Builder::new()
+            .name(format!("llmchain-backend-{name}"))
+            .spawn(move || {
+                for (seq, req) in jobs {
+                    let r = inner.complete(&req);
+                    if done.send((seq, r)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot spawn backend worker thread");
         }
-        Threaded { name, tx: Some(tx), rx, seq: 0, pending: None }
+        Threaded {
+            name,
+            tx: Some(tx),
+            rx,
+            seq: 0,
+            pending: None,
+        }
     }
 }
 
@@ -67,7 +75,8 @@ impl Backend for Threaded {
         self.seq += 1;
         let seq = self.seq;
         let tx = self.tx.as_ref().ok_or(BackendError::WorkerGone)?;
-        tx.send((seq, req.text.clone())).map_err(|_| BackendError::WorkerGone)?;
+        tx.send((seq, req.text.clone()))
+            .map_err(|_| BackendError::WorkerGone)?;
         loop {
             let left = req.text.deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -75,7 +84,9 @@ impl Backend for Threaded {
                 Ok(_) => continue,
                 Err(RecvTimeoutError::Timeout) => {
                     self.pending = Some(seq);
-                    return Err(BackendError::Timeout { deadline_ms: req.text.deadline_ms });
+                    return Err(BackendError::Timeout {
+                        deadline_ms: req.text.deadline_ms,
+                    });
                 }
                 Err(RecvTimeoutError::Disconnected) => return Err(BackendError::WorkerGone),
             }

@@ -43,8 +43,17 @@ pub fn lublin(n: usize, len: usize, seed: u64) -> Vec<Workload> {
 /// rejected by the simulator's validator, and no node ever over capacity.
 pub fn run_checked(w: &Workload, p: &mut dyn llmchain_core::Policy) -> RunResult {
     let r = run(w, p, &SimConfig::default()).unwrap();
-    assert_eq!(r.metrics.completed, w.tasks.len(), "{}: not every task completed", r.policy);
-    assert_eq!(r.metrics.rejected, 0, "{}: the simulator's validator rejected proposals", r.policy);
+    assert_eq!(
+        r.metrics.completed,
+        w.tasks.len(),
+        "{}: not every task completed",
+        r.policy
+    );
+    assert_eq!(
+        r.metrics.rejected, 0,
+        "{}: the simulator's validator rejected proposals",
+        r.policy
+    );
     check_capacity(&r, &w.cluster);
     r
 }
@@ -53,7 +62,9 @@ pub fn run_checked(w: &Workload, p: &mut dyn llmchain_core::Policy) -> RunResult
 pub fn check_capacity(r: &RunResult, cluster: &Cluster) {
     let mut events: Vec<(u64, i32, usize, [u64; NDIMS])> = Vec::new();
     for t in &r.tasks {
-        let (Some(s), Some(e), Some(n)) = (t.start, t.end, t.node) else { continue };
+        let (Some(s), Some(e), Some(n)) = (t.start, t.end, t.node) else {
+            continue;
+        };
         assert!(s >= t.submit, "task {} started before its submission", t.id);
         // Ends sort before starts at the same instant.
         events.push((s.0, 1, n.0 as usize, t.request.0));
@@ -81,7 +92,11 @@ pub fn check_capacity(r: &RunResult, cluster: &Cluster) {
 /// Fail with a how-to message unless `python3` can import `modules`.
 pub fn require_python(modules: &[&str]) {
     let code = format!("import {}", modules.join(", "));
-    let ok = Command::new("python3").args(["-c", &code]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", &code])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(
         ok,
         "this test needs python3 with the packages {modules:?}: run `pip install xllamacpp gguf numpy` (CI installs them in .ci/run)"
@@ -106,7 +121,11 @@ pub fn tiny_gguf(dir: &Path) -> PathBuf {
 
 /// A free loopback port (bound and released; small race window accepted).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real llama.cpp HTTP server (xllamacpp) serving one GGUF on loopback;
@@ -143,10 +162,17 @@ impl LlamaServer {
                 }
             }
         });
-        let mut server = LlamaServer { child: Some(child), url: format!("http://127.0.0.1:{port}"), port };
+        let mut server = LlamaServer {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
         if rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            panic!("llama.cpp server (xllamacpp) did not report READY within 120 s for {}", model.display());
+            panic!(
+                "llama.cpp server (xllamacpp) did not report READY within 120 s for {}",
+                model.display()
+            );
         }
         while Instant::now() < deadline {
             if http_get(port, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
@@ -175,9 +201,14 @@ impl Drop for LlamaServer {
 
 /// GET `path` on loopback `port`; the raw response, if any.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -185,7 +216,8 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// POST a JSON body; the response body, if the status was 200.
 pub fn http_post_json(port: u16, path: &str, body: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     write!(
         s,
@@ -269,7 +301,12 @@ impl FakeServer {
                 });
             }
         });
-        FakeServer { url: format!("http://127.0.0.1:{port}"), requests, stop, port }
+        FakeServer {
+            url: format!("http://127.0.0.1:{port}"),
+            requests,
+            stop,
+            port,
+        }
     }
 }
 

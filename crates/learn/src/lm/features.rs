@@ -51,7 +51,10 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder whose mode flag says whether the order is used with backfilling.
     pub fn new(backfill: bool) -> Self {
-        Encoder { ends: Vec::new(), backfill }
+        Encoder {
+            ends: Vec::new(),
+            backfill,
+        }
     }
 
     /// Encode `snap` into `out` (cleared first), keeping at most `max_queue`
@@ -67,7 +70,11 @@ impl Encoder {
         // Profile of CPU freeing up on the whole cluster as running tasks end.
         self.ends.clear();
         for r in snap.running {
-            let end = r.expected_end.map(|e| e.0).unwrap_or(now + 3_600_000).max(now);
+            let end = r
+                .expected_end
+                .map(|e| e.0)
+                .unwrap_or(now + 3_600_000)
+                .max(now);
             self.ends.push((end, r.request.cpu_milli()));
         }
         self.ends.sort_unstable();
@@ -76,7 +83,10 @@ impl Encoder {
         let l12 = |s: f64| ((1.0 + s.max(0.0)).ln() / 12.0) as f32;
         for (i, t) in snap.waiting.iter().take(n).enumerate() {
             let known = t.estimate.is_some();
-            let est = t.estimate.map(|d| d.0 as f64 / 1000.0).unwrap_or(DEFAULT_EST_S);
+            let est = t
+                .estimate
+                .map(|d| d.0 as f64 / 1000.0)
+                .unwrap_or(DEFAULT_EST_S);
             let wait = now.saturating_sub(t.submit.0) as f64 / 1000.0;
             let fr = t.request.fractions_of(&cap);
             let fits = snap.nodes.iter().any(|nd| t.request.fits_in(&nd.free));
@@ -127,9 +137,17 @@ impl Encoder {
             ff[1] as f32,
             ((1.0 + nr as f64).ln() / 5.0) as f32,
             ((1.0 + snap.waiting.len() as f64).ln() / 5.0) as f32,
-            if nr > 0 { (sum_rem / nr as f64 / 12.0) as f32 } else { 0.0 },
+            if nr > 0 {
+                (sum_rem / nr as f64 / 12.0) as f32
+            } else {
+                0.0
+            },
             if nr > 0 { l12(min_rem) } else { 0.0 },
-            if total_cap.cpu_milli() > 0 { (soon as f64 / total_cap.cpu_milli() as f64) as f32 } else { 0.0 },
+            if total_cap.cpu_milli() > 0 {
+                (soon as f64 / total_cap.cpu_milli() as f64) as f32
+            } else {
+                0.0
+            },
             if self.backfill { 1.0 } else { 0.0 },
         ];
     }
@@ -165,7 +183,13 @@ pub struct Sample {
 /// it planning first-fit starts against the nodes' free resources; each task
 /// that fits is taken, the first that does not is taken as the head and
 /// ends the prefix. At most `k` entries.
-pub fn start_prefix(snap: &Snapshot<'_>, enc: &Encoded, order: &[usize], k: usize, free: &mut Vec<llmchain_core::Resources>) -> Vec<u16> {
+pub fn start_prefix(
+    snap: &Snapshot<'_>,
+    enc: &Encoded,
+    order: &[usize],
+    k: usize,
+    free: &mut Vec<llmchain_core::Resources>,
+) -> Vec<u16> {
     free.clear();
     free.extend(snap.nodes.iter().map(|n| n.free));
     let mut out = Vec::new();

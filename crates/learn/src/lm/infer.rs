@@ -112,7 +112,9 @@ impl LmWeights {
             match map.get(&name) {
                 None => return Err(format!("missing tensor `{name}`")),
                 Some((s, v)) if *s != dims || v.len() != dims.iter().product::<usize>() => {
-                    return Err(format!("tensor `{name}` has shape {s:?}, expected {dims:?}"))
+                    return Err(format!(
+                        "tensor `{name}` has shape {s:?}, expected {dims:?}"
+                    ))
                 }
                 _ => {}
             }
@@ -237,7 +239,12 @@ impl LmWeights {
         s.row.clear();
         s.row.resize(d, 0.0);
         for i in 0..n {
-            layer_norm(&s.x[i * d..(i + 1) * d], &self.ln1_g, &self.ln1_b, &mut s.row);
+            layer_norm(
+                &s.x[i * d..(i + 1) * d],
+                &self.ln1_g,
+                &self.ln1_b,
+                &mut s.row,
+            );
             matmul(&s.row, &self.ff1_w, 1, d, h, &mut s.hid);
             for (v, b) in s.hid.iter_mut().zip(&self.ff1_b) {
                 *v = (*v + b).max(0.0);
@@ -250,7 +257,10 @@ impl LmWeights {
             layer_norm(xi, &self.ln2_g, &self.ln2_b, &mut s.row);
             let logit = dot(&s.row, &self.out_w)
                 + self.out_b
-                + dot(&enc.task[i * TASK_FEATS..(i + 1) * TASK_FEATS], &self.skip_w);
+                + dot(
+                    &enc.task[i * TASK_FEATS..(i + 1) * TASK_FEATS],
+                    &self.skip_w,
+                );
             out.push(logit);
         }
     }

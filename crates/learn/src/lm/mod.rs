@@ -46,7 +46,12 @@ pub struct LmShape {
 
 impl Default for LmShape {
     fn default() -> Self {
-        LmShape { d: 16, latents: 4, ffn: 32, max_queue: 128 }
+        LmShape {
+            d: 16,
+            latents: 4,
+            ffn: 32,
+            max_queue: 128,
+        }
     }
 }
 
@@ -91,7 +96,12 @@ impl LmShape {
 
     /// Check the sizes are usable.
     pub fn validate(&self) -> Result<(), crate::LearnError> {
-        let bad = |field, reason: &str| Err(crate::LearnError::Config { field, reason: reason.into() });
+        let bad = |field, reason: &str| {
+            Err(crate::LearnError::Config {
+                field,
+                reason: reason.into(),
+            })
+        };
         if self.d == 0 || self.d > 512 {
             return bad("d", "must be in 1..=512");
         }

@@ -64,10 +64,19 @@ impl Batch {
 
     /// Fill row `r` from tokens (`nt` real tokens) and a target prefix whose
     /// steps each get weight `w`.
-    pub fn set_row(&mut self, r: usize, task: &[f32], cluster: &[f32], nt: usize, prefix: &[u16], w: f32) {
+    pub fn set_row(
+        &mut self,
+        r: usize,
+        task: &[f32],
+        cluster: &[f32],
+        nt: usize,
+        prefix: &[u16],
+        w: f32,
+    ) {
         let (n, b) = (self.n, self.b);
         let nt = nt.min(n);
-        self.task[r * n * TASK_FEATS..r * n * TASK_FEATS + nt * TASK_FEATS].copy_from_slice(&task[..nt * TASK_FEATS]);
+        self.task[r * n * TASK_FEATS..r * n * TASK_FEATS + nt * TASK_FEATS]
+            .copy_from_slice(&task[..nt * TASK_FEATS]);
         self.cluster[r * CLUSTER_FEATS..(r + 1) * CLUSTER_FEATS].copy_from_slice(cluster);
         for i in 0..nt {
             self.mask[r * n + i] = 1.0;
@@ -108,12 +117,24 @@ impl LmModel {
             } else if name.ends_with(".b") {
                 vec![0.0; count]
             } else {
-                let fan_in = if dims.len() == 2 { dims[0] } else { dims[0].max(1) } as f32;
-                let scale = if name == "out.w" || name == "skip.w" { 0.1 } else { 1.0 / fan_in.sqrt() };
+                let fan_in = if dims.len() == 2 {
+                    dims[0]
+                } else {
+                    dims[0].max(1)
+                } as f32;
+                let scale = if name == "out.w" || name == "skip.w" {
+                    0.1
+                } else {
+                    1.0 / fan_in.sqrt()
+                };
                 (0..count).map(|_| randn(&mut rng) * scale).collect()
             };
-            let t = Tensor::from_vec(vals, dims.as_slice(), &Device::Cpu).map_err(LearnError::candle("init"))?;
-            vars.push((name, Var::from_tensor(&t).map_err(LearnError::candle("init"))?));
+            let t = Tensor::from_vec(vals, dims.as_slice(), &Device::Cpu)
+                .map_err(LearnError::candle("init"))?;
+            vars.push((
+                name,
+                Var::from_tensor(&t).map_err(LearnError::candle("init"))?,
+            ));
         }
         Ok(LmModel { shape, vars })
     }
@@ -127,10 +148,17 @@ impl LmModel {
                 reason: format!("missing tensor `{name}`"),
             })?;
             if *s != dims {
-                return Err(LearnError::Config { field: "weights", reason: format!("`{name}` has shape {s:?}, want {dims:?}") });
+                return Err(LearnError::Config {
+                    field: "weights",
+                    reason: format!("`{name}` has shape {s:?}, want {dims:?}"),
+                });
             }
-            let t = Tensor::from_vec(v.clone(), dims.as_slice(), &Device::Cpu).map_err(LearnError::candle("load"))?;
-            vars.push((name, Var::from_tensor(&t).map_err(LearnError::candle("load"))?));
+            let t = Tensor::from_vec(v.clone(), dims.as_slice(), &Device::Cpu)
+                .map_err(LearnError::candle("load"))?;
+            vars.push((
+                name,
+                Var::from_tensor(&t).map_err(LearnError::candle("load"))?,
+            ));
         }
         Ok(LmModel { shape, vars })
     }
@@ -140,14 +168,21 @@ impl LmModel {
         let mut m = WeightMap::new();
         for (name, v) in &self.vars {
             let t = v.as_tensor();
-            let vals = t.flatten_all().and_then(|f| f.to_vec1::<f32>()).map_err(LearnError::candle("export"))?;
+            let vals = t
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .map_err(LearnError::candle("export"))?;
             m.insert(name.clone(), (t.dims().to_vec(), vals));
         }
         Ok(m)
     }
 
     fn get(&self, name: &str) -> &Tensor {
-        self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_tensor()).expect("known tensor name")
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_tensor())
+            .expect("known tensor name")
     }
 
     /// The trainable variables.
@@ -171,18 +206,30 @@ impl LmModel {
         let cl = Tensor::from_slice(&batch.cluster, (b, CLUSTER_FEATS), &dev)?;
         let mask = Tensor::from_slice(&batch.mask, (b, n), &dev)?;
         let scale = 1.0 / (d as f64).sqrt();
-        let x = task.broadcast_matmul(self.get("in.w"))?.broadcast_add(self.get("in.b"))?;
-        let c = cl.matmul(self.get("cl.w"))?.broadcast_add(self.get("cl.b"))?.unsqueeze(1)?; // b,1,d
+        let x = task
+            .broadcast_matmul(self.get("in.w"))?
+            .broadcast_add(self.get("in.b"))?;
+        let c = cl
+            .matmul(self.get("cl.w"))?
+            .broadcast_add(self.get("cl.b"))?
+            .unsqueeze(1)?; // b,1,d
         let xc = Tensor::cat(&[&c, &x], 1)?; // b,n+1,d
         let maskc = Tensor::cat(&[&Tensor::ones((b, 1), DType::F32, &dev)?, &mask], 1)?;
         let neg = ((maskc - 1.0)? * 1e9)?.unsqueeze(1)?; // b,1,n+1
         let lat = self.get("lat");
-        let q1 = lat.matmul(self.get("a1.q"))?.unsqueeze(0)?.broadcast_as((b, l, d))?.contiguous()?;
+        let q1 = lat
+            .matmul(self.get("a1.q"))?
+            .unsqueeze(0)?
+            .broadcast_as((b, l, d))?
+            .contiguous()?;
         let k1 = xc.broadcast_matmul(self.get("a1.k"))?;
         let s1 = (q1.matmul(&k1.transpose(1, 2)?.contiguous()?)? * scale)?.broadcast_add(&neg)?;
         let a1 = candle_nn::ops::softmax(&s1, D::Minus1)?;
         let v1 = xc.broadcast_matmul(self.get("a1.v"))?;
-        let h = a1.matmul(&v1)?.broadcast_matmul(self.get("a1.o"))?.broadcast_add(lat)?; // b,l,d
+        let h = a1
+            .matmul(&v1)?
+            .broadcast_matmul(self.get("a1.o"))?
+            .broadcast_add(lat)?; // b,l,d
         let hc = Tensor::cat(&[&c, &h], 1)?; // b,l+1,d
         let q2 = x.broadcast_matmul(self.get("a2.q"))?;
         let k2 = hc.broadcast_matmul(self.get("a2.k"))?;
@@ -191,12 +238,22 @@ impl LmModel {
         let a2 = candle_nn::ops::softmax(&s2, D::Minus1)?;
         let x = (x + a2.matmul(&v2)?.broadcast_matmul(self.get("a2.o"))?)?;
         let f = self.layer_norm(&x, "ln1.g", "ln1.b")?;
-        let f = f.broadcast_matmul(self.get("ff1.w"))?.broadcast_add(self.get("ff1.b"))?.relu()?;
-        let f = f.broadcast_matmul(self.get("ff2.w"))?.broadcast_add(self.get("ff2.b"))?;
+        let f = f
+            .broadcast_matmul(self.get("ff1.w"))?
+            .broadcast_add(self.get("ff1.b"))?
+            .relu()?;
+        let f = f
+            .broadcast_matmul(self.get("ff2.w"))?
+            .broadcast_add(self.get("ff2.b"))?;
         let x = (x + f)?;
         let y = self.layer_norm(&x, "ln2.g", "ln2.b")?;
-        let out = y.broadcast_matmul(&self.get("out.w").unsqueeze(1)?)?.squeeze(2)?.broadcast_add(self.get("out.b"))?;
-        let skip = task.broadcast_matmul(&self.get("skip.w").unsqueeze(1)?)?.squeeze(2)?;
+        let out = y
+            .broadcast_matmul(&self.get("out.w").unsqueeze(1)?)?
+            .squeeze(2)?
+            .broadcast_add(self.get("out.b"))?;
+        let skip = task
+            .broadcast_matmul(&self.get("skip.w").unsqueeze(1)?)?
+            .squeeze(2)?;
         out + skip
     }
 
@@ -237,7 +294,12 @@ mod tests {
 
     #[test]
     fn candle_and_plain_rust_compute_the_same_logits() {
-        let shape = LmShape { d: 8, latents: 3, ffn: 12, max_queue: 32 };
+        let shape = LmShape {
+            d: 8,
+            latents: 3,
+            ffn: 12,
+            max_queue: 32,
+        };
         let m = LmModel::new(shape.clone(), 3).unwrap();
         let w = LmWeights::from_map(shape, &m.weight_map().unwrap()).unwrap();
         // Two rows of different lengths: padding must not change the real tokens' logits.
@@ -248,18 +310,34 @@ mod tests {
         b.set_row(1, &t1, &c1, 9, &[0], 1.0);
         let lg = m.logits(&b).unwrap().to_vec2::<f32>().unwrap();
         for (row, (t, c, n)) in [(t0, c0, 5usize), (t1, c1, 9)].into_iter().enumerate() {
-            let enc = Encoded { n, idx: (0..n).collect(), task: t, cluster: c, fits: vec![true; n] };
+            let enc = Encoded {
+                n,
+                idx: (0..n).collect(),
+                task: t,
+                cluster: c,
+                fits: vec![true; n],
+            };
             let mut out = Vec::new();
             w.scores(&enc, &mut Scratch::default(), &mut out);
             for i in 0..n {
-                assert!((out[i] - lg[row][i]).abs() < 1e-4, "row {row} token {i}: {} vs {}", out[i], lg[row][i]);
+                assert!(
+                    (out[i] - lg[row][i]).abs() < 1e-4,
+                    "row {row} token {i}: {} vs {}",
+                    out[i],
+                    lg[row][i]
+                );
             }
         }
     }
 
     #[test]
     fn pointer_nll_prefers_the_target_after_steps() {
-        let shape = LmShape { d: 8, latents: 2, ffn: 8, max_queue: 16 };
+        let shape = LmShape {
+            d: 8,
+            latents: 2,
+            ffn: 8,
+            max_queue: 16,
+        };
         let m = LmModel::new(shape, 5).unwrap();
         let (t, c) = random_tokens(6, 9);
         let mut b = Batch::new(1, 6, 2);
@@ -284,7 +362,8 @@ mod tests {
             let grads = loss.backward().unwrap();
             for (_, v) in &m.vars {
                 if let Some(g) = grads.get(v.as_tensor()) {
-                    v.set(&(v.as_tensor() - (g * 0.1).unwrap()).unwrap()).unwrap();
+                    v.set(&(v.as_tensor() - (g * 0.1).unwrap()).unwrap())
+                        .unwrap();
                 }
             }
         }

@@ -102,7 +102,8 @@ impl Ordering for LmOrdering {
     fn prepare(&mut self, snap: &Snapshot<'_>) {
         let mq = self.weights.shape().max_queue;
         self.enc.encode(snap, mq, &mut self.encoded);
-        self.weights.scores(&self.encoded, &mut self.scratch, &mut self.logits);
+        self.weights
+            .scores(&self.encoded, &mut self.scratch, &mut self.logits);
         if let Some(rng) = &mut self.noise {
             for l in &mut self.logits {
                 let u: f32 = rng.gen::<f32>().clamp(1e-7, 1.0 - 1e-7);
@@ -110,7 +111,8 @@ impl Ordering for LmOrdering {
             }
         }
         self.scores.clear();
-        self.scores.extend((0..snap.waiting.len()).map(|i| 1e30 + i as f64));
+        self.scores
+            .extend((0..snap.waiting.len()).map(|i| 1e30 + i as f64));
         for (tok, &i) in self.encoded.idx.iter().enumerate() {
             self.scores[i] = -(self.logits[tok] as f64);
         }
@@ -119,7 +121,8 @@ impl Ordering for LmOrdering {
                 self.order.clear();
                 self.order.extend(0..self.encoded.n);
                 let lg = &self.logits;
-                self.order.sort_by(|a, b| lg[*b].total_cmp(&lg[*a]).then(a.cmp(b)));
+                self.order
+                    .sort_by(|a, b| lg[*b].total_cmp(&lg[*a]).then(a.cmp(b)));
                 let prefix = start_prefix(snap, &self.encoded, &self.order, *k, &mut self.free);
                 let s = Sample {
                     n: self.encoded.n,
@@ -157,7 +160,10 @@ impl SchedLm {
         })?;
         let map = crate::card::read_weights(&dir.join(crate::card::WEIGHTS_FILE))?;
         Self::from_map(card, map).map_err(|e| match e {
-            LearnError::Config { reason, .. } => LearnError::Model { path: dir.join(crate::card::WEIGHTS_FILE), reason },
+            LearnError::Config { reason, .. } => LearnError::Model {
+                path: dir.join(crate::card::WEIGHTS_FILE),
+                reason,
+            },
             other => other,
         })
     }
@@ -166,9 +172,13 @@ impl SchedLm {
     /// kernel's default works offline from any directory.
     pub fn embedded() -> Result<SchedLm, LearnError> {
         let origin = Path::new("<embedded models/sched-lm>");
-        let card: ModelCard = serde_json::from_str(EMBEDDED_CARD)
-            .map_err(|source| LearnError::Json { path: origin.join(crate::card::CARD_FILE), source })?;
-        let (map, _) = crate::card::read_buffer(&origin.join(crate::card::WEIGHTS_FILE), EMBEDDED_WEIGHTS)?;
+        let card: ModelCard =
+            serde_json::from_str(EMBEDDED_CARD).map_err(|source| LearnError::Json {
+                path: origin.join(crate::card::CARD_FILE),
+                source,
+            })?;
+        let (map, _) =
+            crate::card::read_buffer(&origin.join(crate::card::WEIGHTS_FILE), EMBEDDED_WEIGHTS)?;
         Self::from_map(card, map)
     }
 
@@ -179,8 +189,15 @@ impl SchedLm {
             reason: format!("card kind `{}` has no scheduling LM shape", card.kind),
         })?;
         shape.validate()?;
-        let w = LmWeights::from_map(shape, &map).map_err(|reason| LearnError::Config { field: "weights", reason })?;
-        Ok(SchedLm { card, weights: Arc::new(w), raw: Arc::new(map) })
+        let w = LmWeights::from_map(shape, &map).map_err(|reason| LearnError::Config {
+            field: "weights",
+            reason,
+        })?;
+        Ok(SchedLm {
+            card,
+            weights: Arc::new(w),
+            raw: Arc::new(map),
+        })
     }
 
     /// Save `card.json` and `weights.safetensors` into `dir`.

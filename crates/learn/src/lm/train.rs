@@ -35,7 +35,9 @@ use std::time::Instant;
 
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use llmchain_core::{Decision, Policy, Snapshot};
-use llmchain_policy::order::{F1Order, FcfsOrder, Ordering, PlanView, SjfOrder, UnicepOrder, Wfp3Order};
+use llmchain_policy::order::{
+    F1Order, FcfsOrder, Ordering, PlanView, SjfOrder, UnicepOrder, Wfp3Order,
+};
 use llmchain_policy::{Mode, Scheduler};
 use llmchain_sim::{SimConfig, Workload, WorkloadSpec};
 use rand::seq::SliceRandom;
@@ -108,7 +110,10 @@ impl Default for TrainConfig {
             name: "sched-lm".into(),
             seed: 7,
             shape: LmShape::default(),
-            sources: vec!["swf:data/traces/lublin_256.swf".into(), "swf:data/traces/lublin_256_new2".into()],
+            sources: vec![
+                "swf:data/traces/lublin_256.swf".into(),
+                "swf:data/traces/lublin_256_new2".into(),
+            ],
             eval_sequences: 10,
             eval_length: 1024,
             eval_seeds: vec![1],
@@ -116,10 +121,13 @@ impl Default for TrainConfig {
             window: 256,
             max_windows: 0,
             val_every: 4,
-            teachers: ["sjf", "f1", "wfp3", "unicep", "fcfs", "p:1:0", "p:0.5:0", "p:0:1", "p:0.5:1", "p:0:3"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            teachers: [
+                "sjf", "f1", "wfp3", "unicep", "fcfs", "p:1:0", "p:0.5:0", "p:0:1", "p:0.5:1",
+                "p:0:3",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             strict_too: true,
             prefix_k: 4,
             epochs: 6,
@@ -186,9 +194,11 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
             for (tok, &i) in self.encoded.idx.iter().enumerate() {
                 let t = &snap.waiting[i];
                 let s = self.scorer.score(&view, i, t);
-                self.keys.push((if s.is_nan() { f64::INFINITY } else { s }, t.submit.0, tok));
+                self.keys
+                    .push((if s.is_nan() { f64::INFINITY } else { s }, t.submit.0, tok));
             }
-            self.keys.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            self.keys
+                .sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             self.order.clear();
             self.order.extend(self.keys.iter().map(|k| k.2));
             let prefix = start_prefix(snap, &self.encoded, &self.order, self.k, &mut self.free);
@@ -206,7 +216,13 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
     }
 }
 
-fn rollout_with<O: Ordering + Clone>(o: O, w: &Workload, mode: Mode, k: usize, mq: usize) -> Result<(f64, Vec<Sample>), LearnError> {
+fn rollout_with<O: Ordering + Clone>(
+    o: O,
+    w: &Workload,
+    mode: Mode,
+    k: usize,
+    mq: usize,
+) -> Result<(f64, Vec<Sample>), LearnError> {
     let mut rec = TeacherRecorder {
         sched: Scheduler::new(o.clone(), mode),
         scorer: o,
@@ -219,7 +235,8 @@ fn rollout_with<O: Ordering + Clone>(o: O, w: &Workload, mode: Mode, k: usize, m
         max_queue: mq,
         out: Vec::new(),
     };
-    let r = llmchain_sim::run(w, &mut rec, &SimConfig::default()).map_err(LearnError::sim("teacher rollout"))?;
+    let r = llmchain_sim::run(w, &mut rec, &SimConfig::default())
+        .map_err(LearnError::sim("teacher rollout"))?;
     Ok((r.metrics.bounded_slowdown.mean, rec.out))
 }
 
@@ -253,7 +270,11 @@ impl Ordering for ParamOrder {
         Mode::Strict
     }
     fn score(&self, view: &PlanView<'_, '_>, _idx: usize, t: &llmchain_core::WaitingTask) -> f64 {
-        let est = t.estimate.map(|d| d.0 as f64 / 1000.0).unwrap_or(3600.0).max(1.0);
+        let est = t
+            .estimate
+            .map(|d| d.0 as f64 / 1000.0)
+            .unwrap_or(3600.0)
+            .max(1.0);
         let procs = (t.request.cpu_milli() as f64 / 1000.0).max(1.0);
         let wait = view.snap.now.saturating_since(t.submit).as_secs_f64();
         est.ln() + self.a * procs.ln() - self.b * (1.0 + wait / est.max(10.0)).ln()
@@ -261,7 +282,13 @@ impl Ordering for ParamOrder {
 }
 
 /// Roll out teacher ordering `name` in `mode` on `w`: mean bounded slowdown and recorded samples.
-pub fn teacher_rollout(name: &str, w: &Workload, mode: Mode, k: usize, max_queue: usize) -> Result<(f64, Vec<Sample>), LearnError> {
+pub fn teacher_rollout(
+    name: &str,
+    w: &Workload,
+    mode: Mode,
+    k: usize,
+    max_queue: usize,
+) -> Result<(f64, Vec<Sample>), LearnError> {
     match name {
         "sjf" => rollout_with(SjfOrder, w, mode, k, max_queue),
         "f1" => rollout_with(F1Order, w, mode, k, max_queue),
@@ -272,7 +299,9 @@ pub fn teacher_rollout(name: &str, w: &Workload, mode: Mode, k: usize, max_queue
             Some(o) => rollout_with(o, w, mode, k, max_queue),
             None => Err(LearnError::Config {
                 field: "teachers",
-                reason: format!("unknown teacher `{other}` (valid: sjf, f1, wfp3, unicep, fcfs, p:A:B)"),
+                reason: format!(
+                    "unknown teacher `{other}` (valid: sjf, f1, wfp3, unicep, fcfs, p:A:B)"
+                ),
             }),
         },
     }
@@ -280,8 +309,12 @@ pub fn teacher_rollout(name: &str, w: &Workload, mode: Mode, k: usize, max_queue
 
 /// Mean bounded slowdown of the model (greedy, EASY) on `w`.
 pub fn model_bsld(weights: &Arc<LmWeights>, w: &Workload, mode: Mode) -> Result<f64, LearnError> {
-    let mut p = Scheduler::new(LmOrdering::new("lm", weights.clone()).backfill(mode != Mode::Strict), mode);
-    let r = llmchain_sim::run(w, &mut p, &SimConfig::default()).map_err(LearnError::sim("model rollout"))?;
+    let mut p = Scheduler::new(
+        LmOrdering::new("lm", weights.clone()).backfill(mode != Mode::Strict),
+        mode,
+    );
+    let r = llmchain_sim::run(w, &mut p, &SimConfig::default())
+        .map_err(LearnError::sim("model rollout"))?;
     Ok(r.metrics.bounded_slowdown.mean)
 }
 
@@ -302,8 +335,9 @@ pub fn plan_splits(spec: &str, w: &Workload, cfg: &TrainConfig) -> Result<Splits
     let mut test = Vec::new();
     if spec.starts_with("swf:") && w.len() >= cfg.eval_length {
         for &s in &cfg.eval_seeds {
-            let seqs = llmchain_sim::sample(w, cfg.eval_sequences, cfg.eval_length, s)
-                .map_err(LearnError::sim(format!("sampling evaluation windows of `{spec}`")))?;
+            let seqs = llmchain_sim::sample(w, cfg.eval_sequences, cfg.eval_length, s).map_err(
+                LearnError::sim(format!("sampling evaluation windows of `{spec}`")),
+            )?;
             for q in seqs {
                 if let Some(win) = q.meta.window {
                     test.push((win.start, win.start + win.len));
@@ -318,16 +352,36 @@ pub fn plan_splits(spec: &str, w: &Workload, cfg: &TrainConfig) -> Result<Splits
     if cfg.max_windows > 0 && train.len() > cfg.max_windows {
         // Keep an even spread over the trace.
         let step = train.len() as f64 / cfg.max_windows as f64;
-        train = (0..cfg.max_windows).map(|i| train[(i as f64 * step) as usize]).collect();
+        train = (0..cfg.max_windows)
+            .map(|i| train[(i as f64 * step) as usize])
+            .collect();
     }
-    Ok(Splits { source: spec.to_string(), n_jobs: w.len(), test, train, validation })
+    Ok(Splits {
+        source: spec.to_string(),
+        n_jobs: w.len(),
+        test,
+        train,
+        validation,
+    })
 }
 
 fn make_batch(samples: &[&Sample], k: usize, mq: usize, weights: &[f32]) -> Batch {
-    let n = samples.iter().map(|s| s.n.min(mq)).max().unwrap_or(1).max(1);
+    let n = samples
+        .iter()
+        .map(|s| s.n.min(mq))
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let mut b = Batch::new(samples.len(), n, k);
     for (r, s) in samples.iter().enumerate() {
-        b.set_row(r, &s.task[..s.n.min(mq) * TASK_FEATS], &s.cluster, s.n.min(mq), &s.prefix, weights[r]);
+        b.set_row(
+            r,
+            &s.task[..s.n.min(mq) * TASK_FEATS],
+            &s.cluster,
+            s.n.min(mq),
+            &s.prefix,
+            weights[r],
+        );
     }
     b
 }
@@ -339,7 +393,10 @@ fn mean_nll(model: &LmModel, samples: &[Sample], k: usize, bs: usize) -> Result<
         let refs: Vec<&Sample> = chunk.iter().collect();
         let w = vec![1.0; refs.len()];
         let b = make_batch(&refs, k, model.shape.max_queue, &w);
-        let l = model.pointer_nll(&b).and_then(|t| t.to_scalar::<f32>()).map_err(LearnError::candle("validation loss"))?;
+        let l = model
+            .pointer_nll(&b)
+            .and_then(|t| t.to_scalar::<f32>())
+            .map_err(LearnError::candle("validation loss"))?;
         tot += l as f64;
         steps += b.weight.iter().filter(|w| **w > 0.0).count();
     }
@@ -350,7 +407,10 @@ fn weights_of(model: &LmModel) -> Result<Arc<LmWeights>, LearnError> {
     let map = model.weight_map()?;
     LmWeights::from_map(model.shape.clone(), &map)
         .map(Arc::new)
-        .map_err(|reason| LearnError::Config { field: "shape", reason })
+        .map_err(|reason| LearnError::Config {
+            field: "shape",
+            reason,
+        })
 }
 
 fn mean_bsld(weights: &Arc<LmWeights>, ws: &[Workload]) -> Result<f64, LearnError> {
@@ -368,10 +428,16 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
     let t0 = Instant::now();
     cfg.shape.validate()?;
     if cfg.sources.is_empty() {
-        return Err(LearnError::Config { field: "sources", reason: "no workload sources".into() });
+        return Err(LearnError::Config {
+            field: "sources",
+            reason: "no workload sources".into(),
+        });
     }
     if cfg.batch == 0 || cfg.window < 8 || cfg.prefix_k == 0 {
-        return Err(LearnError::Config { field: "batch/window/prefix_k", reason: "batch ≥ 1, window ≥ 8, prefix_k ≥ 1".into() });
+        return Err(LearnError::Config {
+            field: "batch/window/prefix_k",
+            reason: "batch ≥ 1, window ≥ 8, prefix_k ≥ 1".into(),
+        });
     }
     if cfg.threads >= 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // candle reads this per matrix product; 1 thread makes training bit-reproducible.
@@ -409,7 +475,11 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                     break;
                 }
                 let win = llmchain_sim::sample::window(&w, i, s, e - s, cfg.seed);
-                let modes: &[Mode] = if cfg.strict_too { &[Mode::Easy, Mode::Strict] } else { &[Mode::Easy] };
+                let modes: &[Mode] = if cfg.strict_too {
+                    &[Mode::Easy, Mode::Strict]
+                } else {
+                    &[Mode::Easy]
+                };
                 for &mode in modes {
                     let mut best: Option<(f64, String, Vec<Sample>)> = None;
                     for t in &cfg.teachers {
@@ -418,12 +488,17 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                             best = Some((b, t.clone(), samples));
                         }
                     }
-                    let Some((b, name, samples)) = best else { continue };
+                    let Some((b, name, samples)) = best else {
+                        continue;
+                    };
                     if which == 0 {
                         *teacher_wins.entry(format!("{name}+{mode}")).or_default() += 1;
                         train_samples.extend(samples);
                         if mode == Mode::Easy {
-                            train_windows.push(TrainWindow { workload: win.clone(), teacher_bsld: b });
+                            train_windows.push(TrainWindow {
+                                workload: win.clone(),
+                                teacher_bsld: b,
+                            });
                         }
                     } else {
                         val_samples.extend(samples);
@@ -444,35 +519,77 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         val_windows.truncate(2);
     }
     if train_samples.is_empty() {
-        return Err(LearnError::Config { field: "sources", reason: "no training decision points (windows too small?)".into() });
+        return Err(LearnError::Config {
+            field: "sources",
+            reason: "no training decision points (windows too small?)".into(),
+        });
     }
-    data.notes.push(format!("teacher chosen per training window: {teacher_wins:?}"));
-    tracing::info!(train = train_samples.len(), val = val_samples.len(), windows = train_windows.len(), "teacher data ready");
+    data.notes.push(format!(
+        "teacher chosen per training window: {teacher_wins:?}"
+    ));
+    tracing::info!(
+        train = train_samples.len(),
+        val = val_samples.len(),
+        windows = train_windows.len(),
+        "teacher data ready"
+    );
 
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let model = LmModel::new(cfg.shape.clone(), cfg.seed)?;
-    let mut opt = AdamW::new(model.all_vars(), ParamsAdamW { lr: cfg.lr, weight_decay: 1e-4, ..Default::default() })
-        .map_err(LearnError::candle("optimizer"))?;
+    let mut opt = AdamW::new(
+        model.all_vars(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )
+    .map_err(LearnError::candle("optimizer"))?;
     let mut curve = Vec::new();
     let mut order: Vec<usize> = (0..train_samples.len()).collect();
     let initial_val = mean_nll(&model, &val_samples, k, 256)?;
-    curve.push(CurvePoint { phase: "imitation".into(), step: 0, train_loss: mean_nll(&model, &train_samples[..train_samples.len().min(2048)], k, 256)?, val: initial_val });
+    curve.push(CurvePoint {
+        phase: "imitation".into(),
+        step: 0,
+        train_loss: mean_nll(
+            &model,
+            &train_samples[..train_samples.len().min(2048)],
+            k,
+            256,
+        )?,
+        val: initial_val,
+    });
     for epoch in 1..=cfg.epochs {
         order.shuffle(&mut rng);
         let (mut tot, mut steps) = (0.0f64, 0usize);
         for chunk in order.chunks(cfg.batch) {
             let refs: Vec<&Sample> = chunk.iter().map(|&i| &train_samples[i]).collect();
-            let nsteps: usize = refs.iter().map(|s| s.prefix.len().min(k)).sum::<usize>().max(1);
+            let nsteps: usize = refs
+                .iter()
+                .map(|s| s.prefix.len().min(k))
+                .sum::<usize>()
+                .max(1);
             let w = vec![1.0 / nsteps as f32; refs.len()];
             let b = make_batch(&refs, k, mq, &w);
-            let loss = model.pointer_nll(&b).map_err(LearnError::candle("imitation loss"))?;
-            opt.backward_step(&loss).map_err(LearnError::candle("imitation step"))?;
-            tot += loss.to_scalar::<f32>().map_err(LearnError::candle("loss value"))? as f64 * nsteps as f64;
+            let loss = model
+                .pointer_nll(&b)
+                .map_err(LearnError::candle("imitation loss"))?;
+            opt.backward_step(&loss)
+                .map_err(LearnError::candle("imitation step"))?;
+            tot += loss
+                .to_scalar::<f32>()
+                .map_err(LearnError::candle("loss value"))? as f64
+                * nsteps as f64;
             steps += nsteps;
         }
         let val = mean_nll(&model, &val_samples, k, 256)?;
         tracing::info!(epoch, train = tot / steps as f64, val, "imitation");
-        curve.push(CurvePoint { phase: "imitation".into(), step: epoch, train_loss: tot / steps.max(1) as f64, val });
+        curve.push(CurvePoint {
+            phase: "imitation".into(),
+            step: epoch,
+            train_loss: tot / steps.max(1) as f64,
+            val,
+        });
     }
     let after_imitation = model.weight_map()?;
     let w_imit = weights_of(&model)?;
@@ -486,16 +603,24 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         let mut episodes: Vec<(f64, Vec<Sample>)> = Vec::new();
         for _ in 0..cfg.rl_samples.max(2) {
             let rec: super::ordering::Recording = Arc::new(Mutex::new(Vec::new()));
-            let o = LmOrdering::new("lm", weights.clone()).backfill(true).sampling(rng.gen()).recording(rec.clone(), k);
+            let o = LmOrdering::new("lm", weights.clone())
+                .backfill(true)
+                .sampling(rng.gen())
+                .recording(rec.clone(), k);
             let mut p = Scheduler::new(o, Mode::Easy);
-            let r = llmchain_sim::run(&tw.workload, &mut p, &SimConfig::default()).map_err(LearnError::sim("policy-gradient rollout"))?;
+            let r = llmchain_sim::run(&tw.workload, &mut p, &SimConfig::default())
+                .map_err(LearnError::sim("policy-gradient rollout"))?;
             let g = (tw.teacher_bsld / r.metrics.bounded_slowdown.mean.max(1.0)).min(2.0);
             let samples = std::mem::take(&mut *rec.lock().expect("recording lock"));
             episodes.push((g, samples));
         }
         let gbar = episodes.iter().map(|e| e.0).sum::<f64>() / episodes.len() as f64;
         reward_sum += gbar;
-        let total_steps: usize = episodes.iter().map(|e| e.1.iter().map(|s| s.prefix.len()).sum::<usize>()).sum::<usize>().max(1);
+        let total_steps: usize = episodes
+            .iter()
+            .map(|e| e.1.iter().map(|s| s.prefix.len()).sum::<usize>())
+            .sum::<usize>()
+            .max(1);
         let mut rows: Vec<&Sample> = Vec::new();
         let mut wts: Vec<f32> = Vec::new();
         for (g, ss) in &episodes {
@@ -507,54 +632,101 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
             }
         }
         // Imitation minibatch alongside (the first term of L).
-        let imit: Vec<&Sample> = (0..cfg.batch).map(|_| &train_samples[rng.gen_range(0..train_samples.len())]).collect();
+        let imit: Vec<&Sample> = (0..cfg.batch)
+            .map(|_| &train_samples[rng.gen_range(0..train_samples.len())])
+            .collect();
         let isteps: usize = imit.iter().map(|s| s.prefix.len()).sum::<usize>().max(1);
         let mut loss_val = 0.0;
         let mut grads_loss: Option<candle_core::Tensor> = None;
         for chunk in rows.chunks(256).zip(wts.chunks(256)) {
             let b = make_batch(chunk.0, k, mq, chunk.1);
-            let l = model.pointer_nll(&b).map_err(LearnError::candle("policy-gradient loss"))?;
+            let l = model
+                .pointer_nll(&b)
+                .map_err(LearnError::candle("policy-gradient loss"))?;
             grads_loss = Some(match grads_loss {
                 None => l,
-                Some(acc) => acc.add(&l).map_err(LearnError::candle("policy-gradient loss"))?,
+                Some(acc) => acc
+                    .add(&l)
+                    .map_err(LearnError::candle("policy-gradient loss"))?,
             });
         }
         let bi = make_batch(&imit, k, mq, &vec![1.0 / isteps as f32; imit.len()]);
-        let li = model.pointer_nll(&bi).map_err(LearnError::candle("imitation loss"))?;
+        let li = model
+            .pointer_nll(&bi)
+            .map_err(LearnError::candle("imitation loss"))?;
         let total = match grads_loss {
             Some(pg) => li.add(&pg).map_err(LearnError::candle("total loss"))?,
             None => li,
         };
-        loss_val += total.to_scalar::<f32>().map_err(LearnError::candle("loss value"))? as f64;
-        opt.backward_step(&total).map_err(LearnError::candle("policy-gradient step"))?;
+        loss_val += total
+            .to_scalar::<f32>()
+            .map_err(LearnError::candle("loss value"))? as f64;
+        opt.backward_step(&total)
+            .map_err(LearnError::candle("policy-gradient step"))?;
         tracing::info!(it, reward = gbar, "policy gradient");
-        curve.push(CurvePoint { phase: "rl".into(), step: it, train_loss: loss_val, val: gbar });
+        curve.push(CurvePoint {
+            phase: "rl".into(),
+            step: it,
+            train_loss: loss_val,
+            val: gbar,
+        });
     }
     let w_rl = weights_of(&model)?;
-    let val_bsld_rl = if cfg.rl_iters > 0 { mean_bsld(&w_rl, &val_windows)? } else { f64::INFINITY };
-    let (final_map, kept) = if val_bsld_rl < val_bsld_imit { (model.weight_map()?, "rl") } else { (after_imitation, "imitation") };
+    let val_bsld_rl = if cfg.rl_iters > 0 {
+        mean_bsld(&w_rl, &val_windows)?
+    } else {
+        f64::INFINITY
+    };
+    let (final_map, kept) = if val_bsld_rl < val_bsld_imit {
+        (model.weight_map()?, "rl")
+    } else {
+        (after_imitation, "imitation")
+    };
 
     let mut metrics = std::collections::BTreeMap::new();
     metrics.insert("train_decision_points".into(), train_samples.len() as f64);
     metrics.insert("val_decision_points".into(), val_samples.len() as f64);
     metrics.insert("imitation_val_nll_initial".into(), initial_val);
-    metrics.insert("imitation_val_nll_final".into(), curve.iter().rfind(|c| c.phase == "imitation").map(|c| c.val).unwrap_or(0.0));
+    metrics.insert(
+        "imitation_val_nll_final".into(),
+        curve
+            .iter()
+            .rfind(|c| c.phase == "imitation")
+            .map(|c| c.val)
+            .unwrap_or(0.0),
+    );
     metrics.insert("val_bsld_easy_after_imitation".into(), val_bsld_imit);
     if cfg.rl_iters > 0 {
         metrics.insert("val_bsld_easy_after_rl".into(), val_bsld_rl);
         metrics.insert("rl_mean_reward".into(), reward_sum / cfg.rl_iters as f64);
     }
-    metrics.insert("val_bsld_easy_best_teacher".into(), val_teacher.iter().sum::<f64>() / val_teacher.len().max(1) as f64);
+    metrics.insert(
+        "val_bsld_easy_best_teacher".into(),
+        val_teacher.iter().sum::<f64>() / val_teacher.len().max(1) as f64,
+    );
     if cfg.strict_too {
-        let kept_w = Arc::new(LmWeights::from_map(cfg.shape.clone(), &final_map).map_err(|reason| LearnError::Config { field: "shape", reason })?);
+        let kept_w = Arc::new(LmWeights::from_map(cfg.shape.clone(), &final_map).map_err(
+            |reason| LearnError::Config {
+                field: "shape",
+                reason,
+            },
+        )?);
         let mut st = 0.0;
         for w in &val_windows {
             st += model_bsld(&kept_w, w, Mode::Strict)?;
         }
-        metrics.insert("val_bsld_strict".into(), st / val_windows.len().max(1) as f64);
-        metrics.insert("val_bsld_strict_best_teacher".into(), val_teacher_strict.iter().sum::<f64>() / val_teacher_strict.len().max(1) as f64);
+        metrics.insert(
+            "val_bsld_strict".into(),
+            st / val_windows.len().max(1) as f64,
+        );
+        metrics.insert(
+            "val_bsld_strict_best_teacher".into(),
+            val_teacher_strict.iter().sum::<f64>() / val_teacher_strict.len().max(1) as f64,
+        );
     }
-    data.notes.push(format!("kept weights: after {kept} (lower validation bounded slowdown with EASY)"));
+    data.notes.push(format!(
+        "kept weights: after {kept} (lower validation bounded slowdown with EASY)"
+    ));
     let card = ModelCard {
         name: cfg.name.clone(),
         kind: KIND_SCHED_LM.into(),
@@ -576,7 +748,10 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         save_sched_lm(dir, &card, &final_map)?;
         write_curve(&dir.join("curve.csv"), &curve)?;
         crate::card::write_atomic(&dir.join("curve.svg"), curve_svg(&curve).as_bytes())?;
-        let cfg_text = serde_json::to_string_pretty(cfg).map_err(|source| LearnError::Json { path: dir.join("train.json"), source })?;
+        let cfg_text = serde_json::to_string_pretty(cfg).map_err(|source| LearnError::Json {
+            path: dir.join("train.json"),
+            source,
+        })?;
         crate::card::write_atomic(&dir.join("train.json"), cfg_text.as_bytes())?;
     }
     let model = SchedLm::from_map(card.clone(), final_map)?;
@@ -584,16 +759,31 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
 }
 
 /// Save a scheduling LM (weights + card) into `dir`.
-pub fn save_sched_lm(dir: &Path, card: &ModelCard, map: &super::WeightMap) -> Result<(), LearnError> {
-    std::fs::create_dir_all(dir).map_err(|source| LearnError::Io { what: "cannot create", path: dir.to_path_buf(), source })?;
-    crate::card::write_weights(&dir.join(crate::card::WEIGHTS_FILE), map, &Default::default())?;
+pub fn save_sched_lm(
+    dir: &Path,
+    card: &ModelCard,
+    map: &super::WeightMap,
+) -> Result<(), LearnError> {
+    std::fs::create_dir_all(dir).map_err(|source| LearnError::Io {
+        what: "cannot create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    crate::card::write_weights(
+        &dir.join(crate::card::WEIGHTS_FILE),
+        map,
+        &Default::default(),
+    )?;
     card.write(dir)
 }
 
 fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<(), LearnError> {
     let mut s = String::from("phase,step,train_loss,val\n");
     for c in curve {
-        s.push_str(&format!("{},{},{:.6},{:.6}\n", c.phase, c.step, c.train_loss, c.val));
+        s.push_str(&format!(
+            "{},{},{:.6},{:.6}\n",
+            c.phase, c.step, c.train_loss, c.val
+        ));
     }
     crate::card::write_atomic(path, s.as_bytes())
 }
@@ -602,12 +792,21 @@ fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<(), LearnError> {
 pub fn curve_svg(curve: &[CurvePoint]) -> String {
     let pts: Vec<&CurvePoint> = curve.iter().filter(|c| c.phase == "imitation").collect();
     let (w, h, pad) = (480.0, 240.0, 30.0);
-    let maxy = pts.iter().flat_map(|c| [c.train_loss, c.val]).fold(1e-9, f64::max);
+    let maxy = pts
+        .iter()
+        .flat_map(|c| [c.train_loss, c.val])
+        .fold(1e-9, f64::max);
     let n = pts.len().max(2) as f64 - 1.0;
     let line = |f: &dyn Fn(&CurvePoint) -> f64| {
         pts.iter()
             .enumerate()
-            .map(|(i, c)| format!("{:.1},{:.1}", pad + (w - 2.0 * pad) * i as f64 / n, h - pad - (h - 2.0 * pad) * f(c) / maxy))
+            .map(|(i, c)| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + (w - 2.0 * pad) * i as f64 / n,
+                    h - pad - (h - 2.0 * pad) * f(c) / maxy
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };

@@ -64,11 +64,17 @@ impl JobRecord {
 /// keeps (run > 0, processors > 0, submit ≥ 0), stable-sorted by submit time,
 /// so index `i` here is `TaskId(i)` of `llmchain_sim::swf::read` on the same file.
 pub fn read_swf_jobs(path: &Path) -> Result<Vec<JobRecord>, LearnError> {
-    let io = |source| LearnError::Io { what: "cannot read", path: path.to_path_buf(), source };
+    let io = |source| LearnError::Io {
+        what: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    };
     let raw = std::fs::read(path).map_err(io)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(io)?;
         out
     } else {
         raw
@@ -80,19 +86,29 @@ pub fn read_swf_jobs(path: &Path) -> Result<Vec<JobRecord>, LearnError> {
         if t.is_empty() || t.starts_with(';') {
             continue;
         }
-        let (j, _) = llmchain_sim::swf::SwfJob::parse_line(t).map_err(|(field, reason)| LearnError::Parse {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason: match field {
-                Some(f) => format!("SWF field {} ({}): {reason}", f + 1, llmchain_sim::swf::FIELD_NAMES[f]),
-                None => reason,
-            },
+        let (j, _) = llmchain_sim::swf::SwfJob::parse_line(t).map_err(|(field, reason)| {
+            LearnError::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason: match field {
+                    Some(f) => format!(
+                        "SWF field {} ({}): {reason}",
+                        f + 1,
+                        llmchain_sim::swf::FIELD_NAMES[f]
+                    ),
+                    None => reason,
+                },
+            }
         })?;
         if j.submit < 0 || j.run <= 0 || j.procs() <= 0 {
             continue;
         }
         jobs.push(JobRecord {
-            job: if j.job >= 0 { j.job as u64 } else { (i + 1) as u64 },
+            job: if j.job >= 0 {
+                j.job as u64
+            } else {
+                (i + 1) as u64
+            },
             submit: j.submit,
             wait: j.wait,
             run: j.run,
@@ -154,7 +170,11 @@ impl UserHistory {
     pub fn push(&mut self, user: i64, run_s: f64, req_s: f64, exe: i64) {
         let e = self.users.entry(user).or_default();
         e.0 += 1;
-        e.1.push_back(Past { run: run_s as f32, req: req_s as f32, exe });
+        e.1.push_back(Past {
+            run: run_s as f32,
+            req: req_s as f32,
+            exe,
+        });
         if e.1.len() > 8 {
             e.1.pop_front();
         }
@@ -196,17 +216,41 @@ impl UserHistory {
                 f[17] = 0.0;
             }
             Some(h) => {
-                let last = h.back().copied().unwrap_or(Past { run: 0.0, req: -1.0, exe: -1 });
+                let last = h.back().copied().unwrap_or(Past {
+                    run: 0.0,
+                    req: -1.0,
+                    exe: -1,
+                });
                 f[10] = l(last.run as f64);
                 f[11] = l(self.last2(j.user).unwrap_or(0.0));
                 f[12] = h.iter().map(|p| l(p.run as f64)).sum::<f32>() / h.len() as f32;
-                f[13] = if last.req > 0.0 { last.run / last.req } else { -1.0 };
-                f[14] = if last.req > 0.0 && (last.req - j.req_time as f32).abs() < 0.5 { 1.0 } else { 0.0 };
-                f[15] = h.iter().rev().find(|p| p.exe == j.executable).map(|p| l(p.run as f64)).unwrap_or(-1.0);
+                f[13] = if last.req > 0.0 {
+                    last.run / last.req
+                } else {
+                    -1.0
+                };
+                f[14] = if last.req > 0.0 && (last.req - j.req_time as f32).abs() < 0.5 {
+                    1.0
+                } else {
+                    0.0
+                };
+                f[15] = h
+                    .iter()
+                    .rev()
+                    .find(|p| p.exe == j.executable)
+                    .map(|p| l(p.run as f64))
+                    .unwrap_or(-1.0);
                 f[16] = h.iter().map(|p| l(p.run as f64)).fold(f32::MIN, f32::max);
-                let acc: Vec<f32> =
-                    h.iter().filter(|p| p.req > 0.0).map(|p| (p.run.max(1.0) / p.req).ln()).collect();
-                f[17] = if acc.is_empty() { 0.0 } else { acc.iter().sum::<f32>() / acc.len() as f32 };
+                let acc: Vec<f32> = h
+                    .iter()
+                    .filter(|p| p.req > 0.0)
+                    .map(|p| (p.run.max(1.0) / p.req).ln())
+                    .collect();
+                f[17] = if acc.is_empty() {
+                    0.0
+                } else {
+                    acc.iter().sum::<f32>() / acc.len() as f32
+                };
             }
         }
         f
@@ -306,10 +350,16 @@ pub fn train_and_evaluate(
     cfg: &GbtConfig,
 ) -> Result<(RuntimePredictor, MaeReport), LearnError> {
     if jobs.len() < 20 {
-        return Err(LearnError::Config { field: "trace", reason: format!("{trace} has only {} usable jobs", jobs.len()) });
+        return Err(LearnError::Config {
+            field: "trace",
+            reason: format!("{trace} has only {} usable jobs", jobs.len()),
+        });
     }
     if !(0.1..=0.95).contains(&train_frac) {
-        return Err(LearnError::Config { field: "train_frac", reason: format!("{train_frac} is outside 0.1..=0.95") });
+        return Err(LearnError::Config {
+            field: "train_frac",
+            reason: format!("{train_frac} is outside 0.1..=0.95"),
+        });
     }
     let (feats, last2) = trace_features(jobs);
     let cut = ((jobs.len() as f64) * train_frac).round() as usize;
@@ -329,7 +379,12 @@ pub fn train_and_evaluate(
     let pred = RuntimePredictor { gbt, median_run };
     let test: Vec<usize> = (cut..jobs.len()).collect();
     let n = test.len() as f64;
-    let mae = |f: &dyn Fn(usize) -> f64| test.iter().map(|&i| (f(i) - jobs[i].run as f64).abs()).sum::<f64>() / n;
+    let mae = |f: &dyn Fn(usize) -> f64| {
+        test.iter()
+            .map(|&i| (f(i) - jobs[i].run as f64).abs())
+            .sum::<f64>()
+            / n
+    };
     let has_req = test.iter().all(|&i| jobs[i].req_time > 0);
     let report = MaeReport {
         trace: trace.to_string(),
@@ -337,16 +392,28 @@ pub fn train_and_evaluate(
             train: (0, cut),
             test: (cut, jobs.len()),
             train_dropped_unfinished: dropped,
-            job_numbers: [jobs[0].job, jobs[cut - 1].job, jobs[cut].job, jobs[jobs.len() - 1].job],
+            job_numbers: [
+                jobs[0].job,
+                jobs[cut - 1].job,
+                jobs[cut].job,
+                jobs[jobs.len() - 1].job,
+            ],
         },
         n_test: test.len(),
         mae_model: mae(&|i| pred.predict_secs(&feats[i])),
         mae_request: has_req.then(|| mae(&|i| jobs[i].req_time as f64)),
         mae_last2: mae(&|i| {
-            last2[i].unwrap_or(if jobs[i].req_time > 0 { jobs[i].req_time as f64 } else { median_run })
+            last2[i].unwrap_or(if jobs[i].req_time > 0 {
+                jobs[i].req_time as f64
+            } else {
+                median_run
+            })
         }),
         mae_median: mae(&|_| median_run),
-        train_loss_first_last: (curve.first().copied().unwrap_or(0.0), curve.last().copied().unwrap_or(0.0)),
+        train_loss_first_last: (
+            curve.first().copied().unwrap_or(0.0),
+            curve.last().copied().unwrap_or(0.0),
+        ),
     };
     Ok((pred, report))
 }
@@ -361,14 +428,30 @@ mod tests {
     use super::*;
 
     fn job(job: u64, submit: i64, run: i64, user: i64, req: i64) -> JobRecord {
-        JobRecord { job, submit, wait: 0, run, procs: 1, req_time: req, req_mem: -1, user, group: 1, executable: -1, queue: 1 }
+        JobRecord {
+            job,
+            submit,
+            wait: 0,
+            run,
+            procs: 1,
+            req_time: req,
+            req_mem: -1,
+            user,
+            group: 1,
+            executable: -1,
+            queue: 1,
+        }
     }
 
     #[test]
     fn history_holds_only_jobs_ended_before_submit() {
         // Job 0 (user 1) ends at 100; job 1 (user 1) is submitted at 50: no history yet.
         // Job 2 (user 1) at 150 sees job 0 only (job 1 ends at 50 + 500).
-        let jobs = vec![job(1, 0, 100, 1, 200), job(2, 50, 500, 1, 600), job(3, 150, 10, 1, 20)];
+        let jobs = vec![
+            job(1, 0, 100, 1, 200),
+            job(2, 50, 500, 1, 600),
+            job(3, 150, 10, 1, 20),
+        ];
         let (f, last2) = trace_features(&jobs);
         assert_eq!(last2, vec![None, None, Some(100.0)]);
         assert_eq!(f[1][10], -1.0);
@@ -382,10 +465,21 @@ mod tests {
         let jobs: Vec<JobRecord> = (0..400)
             .map(|i| {
                 let u = 1 + (i % 2);
-                job(i as u64, i * 10_000, if u == 1 { 100 } else { 5000 }, u, 10_000)
+                job(
+                    i as u64,
+                    i * 10_000,
+                    if u == 1 { 100 } else { 5000 },
+                    u,
+                    10_000,
+                )
             })
             .collect();
-        let cfg = GbtConfig { trees: 150, depth: 3, learning_rate: 0.2, ..GbtConfig::default() };
+        let cfg = GbtConfig {
+            trees: 150,
+            depth: 3,
+            learning_rate: 0.2,
+            ..GbtConfig::default()
+        };
         let (_, r) = train_and_evaluate("synthetic", &jobs, 0.7, &cfg).unwrap();
         assert!(r.mae_model < 50.0, "{r:?}");
         assert!(r.mae_request.unwrap() > 5000.0);
@@ -397,7 +491,11 @@ mod tests {
 impl RuntimePredictor {
     /// Save `dir/weights.safetensors` (tree arrays) and `dir/card.json`.
     pub fn save(&self, dir: &Path, card: &crate::card::ModelCard) -> Result<(), LearnError> {
-        std::fs::create_dir_all(dir).map_err(|source| LearnError::Io { what: "cannot create", path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| LearnError::Io {
+            what: "cannot create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let (feature, threshold, left, right, value, roots) = self.gbt.to_arrays();
         let mut f = crate::lm::WeightMap::new();
         f.insert("threshold".into(), (vec![threshold.len()], threshold));
@@ -418,18 +516,49 @@ impl RuntimePredictor {
     pub fn load(dir: &Path) -> Result<RuntimePredictor, LearnError> {
         let path = dir.join(crate::card::WEIGHTS_FILE);
         let (f, u) = crate::card::read_all(&path)?;
-        let bad = |reason: String| LearnError::Model { path: path.clone(), reason };
-        let fv = |n: &str| f.get(n).map(|(_, v)| v.clone()).ok_or_else(|| bad(format!("missing tensor `{n}`")));
-        let uv = |n: &str| u.get(n).cloned().ok_or_else(|| bad(format!("missing tensor `{n}`")));
-        let nf = *uv("n_features")?.first().ok_or_else(|| bad("empty `n_features`".into()))? as usize;
+        let bad = |reason: String| LearnError::Model {
+            path: path.clone(),
+            reason,
+        };
+        let fv = |n: &str| {
+            f.get(n)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| bad(format!("missing tensor `{n}`")))
+        };
+        let uv = |n: &str| {
+            u.get(n)
+                .cloned()
+                .ok_or_else(|| bad(format!("missing tensor `{n}`")))
+        };
+        let nf = *uv("n_features")?
+            .first()
+            .ok_or_else(|| bad("empty `n_features`".into()))? as usize;
         if nf != NFEAT {
-            return Err(bad(format!("trained on {nf} features, this build computes {NFEAT}")));
+            return Err(bad(format!(
+                "trained on {nf} features, this build computes {NFEAT}"
+            )));
         }
-        let base = *fv("base")?.first().ok_or_else(|| bad("empty `base`".into()))?;
-        let median = *fv("median_run")?.first().ok_or_else(|| bad("empty `median_run`".into()))? as f64;
-        let gbt = Gbt::from_arrays(nf, base, uv("feature")?, fv("threshold")?, uv("left")?, uv("right")?, fv("value")?, uv("roots")?)
-            .map_err(bad)?;
-        Ok(RuntimePredictor { gbt, median_run: median })
+        let base = *fv("base")?
+            .first()
+            .ok_or_else(|| bad("empty `base`".into()))?;
+        let median = *fv("median_run")?
+            .first()
+            .ok_or_else(|| bad("empty `median_run`".into()))? as f64;
+        let gbt = Gbt::from_arrays(
+            nf,
+            base,
+            uv("feature")?,
+            fv("threshold")?,
+            uv("left")?,
+            uv("right")?,
+            fv("value")?,
+            uv("roots")?,
+        )
+        .map_err(bad)?;
+        Ok(RuntimePredictor {
+            gbt,
+            median_run: median,
+        })
     }
 }
 
@@ -468,7 +597,11 @@ pub fn history_before(jobs: &[JobRecord], upto: usize, at: i64) -> UserHistory {
 
 /// Train on the first 70% of `trace` and measure MAE and the bounded-slowdown
 /// effect of each estimate source with `policies` (e.g. `sjf+easy`) on the rest.
-pub fn study_trace(trace: &Path, policies: &[&str], cfg: &GbtConfig) -> Result<(RuntimePredictor, TraceStudy), LearnError> {
+pub fn study_trace(
+    trace: &Path,
+    policies: &[&str],
+    cfg: &GbtConfig,
+) -> Result<(RuntimePredictor, TraceStudy), LearnError> {
     let jobs = read_swf_jobs(trace)?;
     let label = display_path(trace);
     let (pred, mae) = train_and_evaluate(&label, &jobs, 0.7, cfg)?;
@@ -489,17 +622,35 @@ pub fn study_trace(trace: &Path, policies: &[&str], cfg: &GbtConfig) -> Result<(
     }
     let mut rows = Vec::new();
     for spec in policies {
-        for src in [EstimateSource::Request, EstimateSource::Last2, EstimateSource::Model(Box::new(pred.clone()))] {
+        for src in [
+            EstimateSource::Request,
+            EstimateSource::Last2,
+            EstimateSource::Model(Box::new(pred.clone())),
+        ] {
             let inner = llmchain_policy::build(spec, &llmchain_policy::BuildCtx::default())
-                .map_err(|e| LearnError::Policy { spec: spec.to_string(), reason: e.to_string() })?;
+                .map_err(|e| LearnError::Policy {
+                    spec: spec.to_string(),
+                    reason: e.to_string(),
+                })?;
             let mut p = PredictedEstimates::new(inner, src, jobs[cut..end].to_vec(), hist.clone());
             let r = llmchain_sim::run(&test, &mut p, &llmchain_sim::SimConfig::default())
                 .map_err(LearnError::sim(format!("running {spec} on {label}")))?;
             use llmchain_core::Policy as _;
-            rows.push(BsldRow { policy: p.name().to_string(), bsld: r.metrics.bounded_slowdown.mean, wait: r.metrics.wait.mean });
+            rows.push(BsldRow {
+                policy: p.name().to_string(),
+                bsld: r.metrics.bounded_slowdown.mean,
+                wait: r.metrics.wait.mean,
+            });
         }
     }
-    Ok((pred, TraceStudy { mae, bsld: rows, notes }))
+    Ok((
+        pred,
+        TraceStudy {
+            mae,
+            bsld: rows,
+            notes,
+        },
+    ))
 }
 
 /// The runtime-predictor study on the repository's traces with user ids
@@ -511,7 +662,10 @@ pub fn report_runtime_predictor(out: Option<&Path>) -> Result<Vec<TraceStudy>, L
     let policies = ["sjf+easy", "fcfs+easy"];
     let mut studies = Vec::new();
     let mut saved = None;
-    for trace in ["data/traces/alea-hpc2n-excerpt.swf", "data/traces/NASA-iPSC-1993-3.1-cln.swf.gz"] {
+    for trace in [
+        "data/traces/alea-hpc2n-excerpt.swf",
+        "data/traces/NASA-iPSC-1993-3.1-cln.swf.gz",
+    ] {
         let (pred, st) = study_trace(Path::new(trace), &policies, &cfg)?;
         if saved.is_none() {
             saved = Some((pred, st.clone()));

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use llmchain_core::{Decision, Dur, Outcome, Policy, PolicyStats, RunningTask, Snapshot, TaskId, WaitingTask};
+use llmchain_core::{
+    Decision, Dur, Outcome, Policy, PolicyStats, RunningTask, Snapshot, TaskId, WaitingTask,
+};
 
 use super::{JobRecord, RuntimePredictor, UserHistory};
 
@@ -54,7 +56,12 @@ pub struct PredictedEstimates<P: Policy> {
 impl<P: Policy> PredictedEstimates<P> {
     /// Wrap `inner`. `jobs[i]` must describe `TaskId(i)` of the workload being
     /// run; `history` holds what had ended before the workload's first task.
-    pub fn new(inner: P, source: EstimateSource, jobs: Vec<JobRecord>, history: UserHistory) -> Self {
+    pub fn new(
+        inner: P,
+        source: EstimateSource,
+        jobs: Vec<JobRecord>,
+        history: UserHistory,
+    ) -> Self {
         let name = format!("{}+{}", inner.name(), source.suffix());
         PredictedEstimates {
             inner,
@@ -78,7 +85,10 @@ impl<P: Policy> PredictedEstimates<P> {
         let j = self.jobs.get(id.0 as usize)?;
         let secs = match &self.source {
             EstimateSource::Request => unreachable!("handled above"),
-            EstimateSource::Last2 => self.hist.last2(j.user).or_else(|| fallback.map(|d| d.as_secs_f64()))?,
+            EstimateSource::Last2 => self
+                .hist
+                .last2(j.user)
+                .or_else(|| fallback.map(|d| d.as_secs_f64()))?,
             EstimateSource::Model(m) => m.predict_secs(&self.hist.features(j)),
         };
         let d = Dur((secs.max(1.0) * 1000.0).round() as u64);
@@ -106,7 +116,9 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
         for r in snap.running {
             let mut r = r.clone();
             let requested_end = r.expected_end;
-            if let Some(est) = self.estimate(r.id, requested_end.map(|e| e.saturating_since(r.start))) {
+            if let Some(est) =
+                self.estimate(r.id, requested_end.map(|e| e.saturating_since(r.start)))
+            {
                 let predicted = r.start + est;
                 r.expected_end = Some(if predicted > now {
                     predicted
@@ -128,7 +140,12 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
 
     fn feedback(&mut self, o: &Outcome) {
         if let Some(j) = self.jobs.get(o.task.0 as usize) {
-            self.hist.push(j.user, o.runtime().as_secs_f64(), j.req_time as f64, j.executable);
+            self.hist.push(
+                j.user,
+                o.runtime().as_secs_f64(),
+                j.req_time as f64,
+                j.executable,
+            );
         }
         self.cache.remove(&o.task);
         self.inner.feedback(o);

@@ -50,8 +50,15 @@ mod tests {
     #[test]
     fn fcfs_orders_by_submit_then_id() {
         // ids 1 and 2 share a submit time: id breaks the tie.
-        let q = [task(1, 5, 1, None, 0), task(2, 5, 1, None, 0), task(3, 2, 1, None, 0)];
-        assert_eq!(ordered_ids(FcfsOrder, &[node(0, 4, 4)], &q, 10), vec![3, 1, 2]);
+        let q = [
+            task(1, 5, 1, None, 0),
+            task(2, 5, 1, None, 0),
+            task(3, 2, 1, None, 0),
+        ];
+        assert_eq!(
+            ordered_ids(FcfsOrder, &[node(0, 4, 4)], &q, 10),
+            vec![3, 1, 2]
+        );
     }
 
     #[test]
@@ -64,6 +71,9 @@ mod tests {
             task(5, 0, 1, None, 0),
         ];
         // 10 s jobs first (4 submitted before 3), then 50 s, then unknowns by id.
-        assert_eq!(ordered_ids(SjfOrder, &[node(0, 4, 4)], &q, 10), vec![4, 3, 1, 2, 5]);
+        assert_eq!(
+            ordered_ids(SjfOrder, &[node(0, 4, 4)], &q, 10),
+            vec![4, 3, 1, 2, 5]
+        );
     }
 }

@@ -75,15 +75,37 @@ mod tests {
         // user 9 runs nothing (0.0).
         let nodes = [node(0, 10, 5)];
         let running = [
-            RunningTask { id: TaskId(100), node: NodeId(0), request: Resources::cpus(4, 0), start: Time::ZERO, expected_end: None, user: 7 },
-            RunningTask { id: TaskId(101), node: NodeId(0), request: Resources::cpus(1, 0), start: Time::ZERO, expected_end: None, user: 8 },
+            RunningTask {
+                id: TaskId(100),
+                node: NodeId(0),
+                request: Resources::cpus(4, 0),
+                start: Time::ZERO,
+                expected_end: None,
+                user: 7,
+            },
+            RunningTask {
+                id: TaskId(101),
+                node: NodeId(0),
+                request: Resources::cpus(1, 0),
+                start: Time::ZERO,
+                expected_end: None,
+                user: 8,
+            },
         ];
-        let q = [task(1, 0, 1, None, 7), task(2, 3, 1, None, 8), task(3, 9, 1, None, 9), task(4, 1, 1, None, 9)];
+        let q = [
+            task(1, 0, 1, None, 7),
+            task(2, 3, 1, None, 8),
+            task(3, 9, 1, None, 9),
+            task(4, 1, 1, None, 9),
+        ];
         let s = crate::scores_with_running(DrfOrder::default(), &nodes, &q, &running, 10);
         assert_eq!(s, vec![0.4, 0.1, 0.0, 0.0]);
         let ids = crate::ordered_ids_with_running(DrfOrder::default(), &nodes, &q, &running, 10);
         assert_eq!(ids, vec![4, 3, 2, 1]);
         // With nothing running every share is 0: plain FCFS.
-        assert_eq!(ordered_ids(DrfOrder::default(), &nodes, &q, 10), vec![1, 4, 2, 3]);
+        assert_eq!(
+            ordered_ids(DrfOrder::default(), &nodes, &q, 10),
+            vec![1, 4, 2, 3]
+        );
     }
 }

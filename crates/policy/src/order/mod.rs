@@ -160,6 +160,10 @@ pub(crate) mod testutil {
 
     /// One node with `cpus` CPUs (no memory dimension) and `free` CPUs free.
     pub fn node(id: u32, cpus: u64, free: u64) -> NodeState {
-        NodeState { id: NodeId(id), capacity: Resources::cpus(cpus, 0), free: Resources::cpus(free, 0) }
+        NodeState {
+            id: NodeId(id),
+            capacity: Resources::cpus(cpus, 0),
+            free: Resources::cpus(free, 0),
+        }
     }
 }

@@ -73,7 +73,9 @@ impl TetrisOrder {
 
 impl Default for TetrisOrder {
     fn default() -> Self {
-        TetrisOrder { knob: Self::DEFAULT_KNOB }
+        TetrisOrder {
+            knob: Self::DEFAULT_KNOB,
+        }
     }
 }
 
@@ -133,10 +135,17 @@ mod tests {
     fn packer_prefers_alignment_and_puts_nonfitting_last() {
         // Node: 8 CPUs, 6 free. Alignment = (c/8)·(6/8): 6 CPUs → 0.5625,
         // 2 CPUs → 0.1875; 7 CPUs does not fit → +∞.
-        let q = [task(1, 0, 2, Some(1), 0), task(2, 0, 7, Some(1), 0), task(3, 1, 6, Some(1), 0)];
+        let q = [
+            task(1, 0, 2, Some(1), 0),
+            task(2, 0, 7, Some(1), 0),
+            task(3, 1, 6, Some(1), 0),
+        ];
         let s = scores(PackerOrder, &[node(0, 8, 6)], &q, 5);
         assert_eq!(s, vec![-0.1875, f64::INFINITY, -0.5625]);
-        assert_eq!(ordered_ids(PackerOrder, &[node(0, 8, 6)], &q, 5), vec![3, 1, 2]);
+        assert_eq!(
+            ordered_ids(PackerOrder, &[node(0, 8, 6)], &q, 5),
+            vec![3, 1, 2]
+        );
     }
 
     #[test]
@@ -146,9 +155,18 @@ mod tests {
         // With knob 1 (pure packing) t1 goes first.
         let q = [task(1, 0, 4, Some(10), 0), task(2, 0, 1, Some(1), 0)];
         let s = scores(TetrisOrder::default(), &[node(0, 8, 8)], &q, 0);
-        assert!((s[0] + 0.30).abs() < 1e-12 && (s[1] + 0.5625).abs() < 1e-12, "{s:?}");
-        assert_eq!(ordered_ids(TetrisOrder::default(), &[node(0, 8, 8)], &q, 0), vec![2, 1]);
-        assert_eq!(ordered_ids(TetrisOrder { knob: 1.0 }, &[node(0, 8, 8)], &q, 0), vec![1, 2]);
+        assert!(
+            (s[0] + 0.30).abs() < 1e-12 && (s[1] + 0.5625).abs() < 1e-12,
+            "{s:?}"
+        );
+        assert_eq!(
+            ordered_ids(TetrisOrder::default(), &[node(0, 8, 8)], &q, 0),
+            vec![2, 1]
+        );
+        assert_eq!(
+            ordered_ids(TetrisOrder { knob: 1.0 }, &[node(0, 8, 8)], &q, 0),
+            vec![1, 2]
+        );
     }
 
     #[test]

@@ -22,7 +22,12 @@ pub struct RandomOrder {
 impl RandomOrder {
     /// A random ordering seeded with `seed`.
     pub fn new(seed: u64, explicit_seed: bool) -> Self {
-        RandomOrder { seed, explicit_seed, state: seed, keys: Vec::new() }
+        RandomOrder {
+            seed,
+            explicit_seed,
+            state: seed,
+            keys: Vec::new(),
+        }
     }
 
     /// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast, well mixed.

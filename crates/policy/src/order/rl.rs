@@ -25,7 +25,9 @@ impl Ordering for Wfp3Order {
         Mode::Strict
     }
     fn score(&self, view: &PlanView<'_, '_>, _idx: usize, t: &WaitingTask) -> f64 {
-        let Some(req) = req_secs(t) else { return f64::INFINITY };
+        let Some(req) = req_secs(t) else {
+            return f64::INFINITY;
+        };
         let wait = t.wait(view.snap.now).as_secs_f64();
         -(wait / req).powi(3) * procs(t)
     }
@@ -50,7 +52,9 @@ impl Ordering for UnicepOrder {
         Mode::Strict
     }
     fn score(&self, view: &PlanView<'_, '_>, _idx: usize, t: &WaitingTask) -> f64 {
-        let Some(req) = req_secs(t) else { return f64::INFINITY };
+        let Some(req) = req_secs(t) else {
+            return f64::INFINITY;
+        };
         let wait = t.wait(view.snap.now).as_secs_f64();
         let p = procs(t).max(1.0);
         -(wait + 1e-15) / ((p + 1e-15).log2() * req)
@@ -76,7 +80,9 @@ impl Ordering for F1Order {
         Mode::Strict
     }
     fn score(&self, _view: &PlanView<'_, '_>, _idx: usize, t: &WaitingTask) -> f64 {
-        let Some(req) = req_secs(t) else { return f64::INFINITY };
+        let Some(req) = req_secs(t) else {
+            return f64::INFINITY;
+        };
         let submit = t.submit.as_secs_f64();
         let req = if req > 0.0 { req } else { 0.1 };
         let submit = if submit > 0.0 { submit } else { 0.1 };
@@ -98,17 +104,34 @@ mod tests {
     fn wfp3_scores_by_hand() {
         // now = 100 s. t1: wait 100, req 50, 2 procs → −(2)³·2 = −16.
         // t2: wait 90, req 10, 1 proc → −9³ = −729. t3: no estimate → +∞.
-        let q = [task(1, 0, 2, Some(50), 0), task(2, 10, 1, Some(10), 0), task(3, 0, 8, None, 0)];
+        let q = [
+            task(1, 0, 2, Some(50), 0),
+            task(2, 10, 1, Some(10), 0),
+            task(3, 0, 8, None, 0),
+        ];
         let s = scores(Wfp3Order, &[node(0, 8, 8)], &q, 100);
-        assert!(close(s[0], -16.0) && close(s[1], -729.0) && s[2] == f64::INFINITY, "{s:?}");
-        assert_eq!(ordered_ids(Wfp3Order, &[node(0, 8, 8)], &q, 100), vec![2, 1, 3]);
+        assert!(
+            close(s[0], -16.0) && close(s[1], -729.0) && s[2] == f64::INFINITY,
+            "{s:?}"
+        );
+        assert_eq!(
+            ordered_ids(Wfp3Order, &[node(0, 8, 8)], &q, 100),
+            vec![2, 1, 3]
+        );
     }
 
     #[test]
     fn wfp3_zero_wait_ties_fall_to_submit_then_id() {
-        let q = [task(1, 10, 2, Some(50), 0), task(2, 10, 4, Some(10), 0), task(3, 5, 4, Some(10), 0)];
+        let q = [
+            task(1, 10, 2, Some(50), 0),
+            task(2, 10, 4, Some(10), 0),
+            task(3, 5, 4, Some(10), 0),
+        ];
         // now = 10: t1, t2 have wait 0 → score −0; t3 waited 5 s → negative, first.
-        assert_eq!(ordered_ids(Wfp3Order, &[node(0, 8, 8)], &q, 10), vec![3, 1, 2]);
+        assert_eq!(
+            ordered_ids(Wfp3Order, &[node(0, 8, 8)], &q, 10),
+            vec![3, 1, 2]
+        );
     }
 
     #[test]
@@ -116,11 +139,18 @@ mod tests {
         // now = 100. t1: wait 100, 4 procs (log2 = 2), req 25 → −100/50 = −2.
         // t2: wait 100, 8 procs (log2 = 3), req 10 → −100/30.
         // t3: 1 proc → denominator ≈ 1.44e-15·req → hugely negative → first.
-        let q = [task(1, 0, 4, Some(25), 0), task(2, 0, 8, Some(10), 0), task(3, 50, 1, Some(1000), 0)];
+        let q = [
+            task(1, 0, 4, Some(25), 0),
+            task(2, 0, 8, Some(10), 0),
+            task(3, 50, 1, Some(1000), 0),
+        ];
         let s = scores(UnicepOrder, &[node(0, 8, 8)], &q, 100);
         assert!(close(s[0], -2.0) && close(s[1], -100.0 / 30.0), "{s:?}");
         assert!(s[2] < -1e12, "{s:?}");
-        assert_eq!(ordered_ids(UnicepOrder, &[node(0, 8, 8)], &q, 100), vec![3, 2, 1]);
+        assert_eq!(
+            ordered_ids(UnicepOrder, &[node(0, 8, 8)], &q, 100),
+            vec![3, 2, 1]
+        );
     }
 
     #[test]
