@@ -180,22 +180,24 @@ pub struct SwfHeader {
     pub max_nodes: Option<u64>,
 }
 
+/// The bytes of a trace file, gunzipped when it starts with gzip's magic bytes.
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let raw = std::fs::read(path)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Read an `.swf` or `.swf.gz` file (gzip is detected by its magic bytes).
 pub fn read(path: &Path, opts: &SwfOptions) -> Result<Workload, SimError> {
     let io = |source| SimError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        out
-    } else {
-        raw
-    };
+    let bytes = read_bytes(path).map_err(io)?;
     let text = String::from_utf8_lossy(&bytes);
     parse_str(&text, path, opts)
 }

@@ -16,7 +16,6 @@
 mod policy;
 
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,16 +68,7 @@ pub fn read_swf_jobs(path: &Path) -> Result<Vec<JobRecord>, LearnError> {
         path: path.to_path_buf(),
         source,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        out
-    } else {
-        raw
-    };
+    let bytes = llmchain_sim::swf::read_bytes(path).map_err(io)?;
     let text = String::from_utf8_lossy(&bytes);
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
