@@ -13,6 +13,8 @@
 //!   the next snapshot tells the truth.
 //! * When a task ends the driver calls [`Policy::feedback`] with its
 //!   [`Outcome`].
+//! * For explanations a driver may ask [`Policy::queue_order`] and
+//!   [`Policy::remark`] between decisions; both have defaults.
 //!
 //! The documented template for new policies is `llmchain_policy::fcfs`.
 
@@ -111,6 +113,24 @@ pub trait Policy {
     fn stats(&self) -> PolicyStats {
         PolicyStats::default()
     }
+
+    /// For explanations ("which tasks are ahead of X?"): write the waiting
+    /// tasks of `snap` into `out` in the order this policy ranks them now
+    /// (first = considered first) and return a short description of that
+    /// order and how it is used (e.g. backfilling may let later tasks start
+    /// first). `None` (the default) when the policy keeps no such order;
+    /// callers then say so. Called between decisions, never inside one; it
+    /// must not change what later decisions do.
+    fn queue_order(&mut self, _snap: &Snapshot<'_>, _out: &mut Vec<TaskId>) -> Option<String> {
+        None
+    }
+
+    /// For explanations: what this policy last said about `task`, in words
+    /// (e.g. the language model's answer that placed it in a plan or dropped
+    /// it, or why the kernel fell back). Default `None`.
+    fn remark(&self, _task: TaskId) -> Option<String> {
+        None
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
@@ -128,5 +148,11 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn stats(&self) -> PolicyStats {
         (**self).stats()
+    }
+    fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+        (**self).queue_order(snap, out)
+    }
+    fn remark(&self, task: TaskId) -> Option<String> {
+        (**self).remark(task)
     }
 }

@@ -18,7 +18,7 @@
 //! `Policy`: implement [`crate::order::Ordering`] and wrap it in
 //! [`crate::Scheduler`] with any [`crate::Mode`].
 
-use llmchain_core::{Decision, Policy, PolicyStats, Resources, Snapshot};
+use llmchain_core::{Decision, Policy, PolicyStats, Resources, Snapshot, TaskId};
 
 /// FCFS without backfilling: start waiting tasks in submission order while
 /// the next one fits (first-fit by node id); the first that does not fit
@@ -65,6 +65,14 @@ impl Policy for Fcfs {
             decision_points: self.decision_points,
             ..PolicyStats::default()
         }
+    }
+
+    fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+        out.extend(snap.waiting.iter().map(|t| t.id));
+        Some(
+            "submission order (task id); strict: the first task that does not fit blocks the rest"
+                .into(),
+        )
     }
 }
 

@@ -579,6 +579,32 @@ impl<O: Ordering> Policy for Scheduler<O> {
             ..PolicyStats::default()
         }
     }
+
+    /// The priority order a decision on `snap` starts from: scores against the
+    /// current free resources, then submit time, then id.
+    fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+        self.order.prepare_preview(snap);
+        let free: Vec<Resources> = snap.nodes.iter().map(|n| n.free).collect();
+        let mut keys = Vec::with_capacity(snap.waiting.len());
+        score_keys(&self.order, snap, &free, &mut keys);
+        sort(&mut keys);
+        out.extend(keys.iter().map(|k| k.id));
+        let how = match self.mode {
+            Mode::Strict => "strict: tasks start in this order; the first that does not fit blocks the rest",
+            Mode::Greedy => "greedy: any task that fits starts, earlier ones in this order first",
+            Mode::Easy => "EASY backfilling: the first task that does not fit gets a reservation; later ones start early only if they do not delay it",
+            Mode::Cons => "conservative backfilling: every task in this order gets a reservation; a later one starts early only if it delays none",
+        };
+        let dynamic = if self.order.dynamic() {
+            " (scores change as tasks start)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "priority order of `{}`{dynamic}, ties by submit time then id; {how}",
+            self.order.spec()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -655,6 +681,50 @@ mod tests {
             ],
             vec![running(100, 0, 6, Some(100))],
         )
+    }
+
+    /// The order `queue_order` reports, and its description.
+    fn order_of(spec: &str, q: &[WaitingTask], n: &[NodeState]) -> (Vec<u64>, String) {
+        let mut p = build(spec, &BuildCtx::default()).unwrap();
+        let snap = Snapshot::new(Time::from_secs(10), n, q, &[]);
+        let mut out = Vec::new();
+        let how = p.queue_order(&snap, &mut out).expect("an order");
+        (out.into_iter().map(|t| t.0).collect(), how)
+    }
+
+    #[test]
+    fn queue_order_follows_the_ordering_not_submission() {
+        let (n, q, _) = case_a();
+        // SJF: t2 (20 s), t1 (50 s), t3 (200 s), then t4 (no estimate sorts last).
+        let (o, how) = order_of("sjf+easy", &q, &n);
+        assert_eq!(o, vec![2, 1, 3, 4]);
+        assert!(how.contains("`sjf`") && how.contains("EASY"), "{how}");
+        // FCFS (the Fcfs template and the FCFS ordering in a mode): submission order.
+        assert_eq!(order_of("fcfs", &q, &n).0, vec![1, 2, 3, 4]);
+        assert_eq!(order_of("fcfs+greedy", &q, &n).0, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn random_preview_leaves_the_next_decision_alone() {
+        let n = vec![node(0, 10, 2)];
+        let q: Vec<WaitingTask> = (1..=8).map(|i| task(i, 1, Some(10))).collect();
+        let snap = Snapshot::new(Time::from_secs(10), &n, &q, &[]);
+        let decide = |peek: bool| {
+            let mut p = build("random", &BuildCtx { seed: 7 }).unwrap();
+            let mut shown = Vec::new();
+            if peek {
+                p.queue_order(&snap, &mut shown).unwrap();
+            }
+            let mut out = Vec::new();
+            p.decide(&snap, &mut out);
+            (out, shown)
+        };
+        let (plain, _) = decide(false);
+        let (after_peek, shown) = decide(true);
+        assert_eq!(plain, after_peek, "previewing changed the decision");
+        // The preview shows the order the decision used: its first two picks.
+        let picked: Vec<TaskId> = plain.iter().map(|d| d.task()).collect();
+        assert_eq!(picked, shown[..2].to_vec());
     }
 
     #[test]

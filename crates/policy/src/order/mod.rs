@@ -61,6 +61,15 @@ pub trait Ordering: Send {
     /// Called once at the start of every decision, before any scoring.
     fn prepare(&mut self, _snap: &Snapshot<'_>) {}
 
+    /// Like [`Ordering::prepare`], but for showing the current order outside a
+    /// decision (explanations): it must leave the next decision unchanged.
+    /// The default calls `prepare`, which suits orderings whose per-decision
+    /// state is recomputed from the snapshot; seeded random orderings override
+    /// it to keep their generator where it was.
+    fn prepare_preview(&mut self, snap: &Snapshot<'_>) {
+        self.prepare(snap);
+    }
+
     /// Score of the waiting task `snap.waiting[idx]` (== `t`); lower = sooner.
     fn score(&self, view: &PlanView<'_, '_>, idx: usize, t: &WaitingTask) -> f64;
 

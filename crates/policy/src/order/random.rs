@@ -58,6 +58,13 @@ impl Ordering for RandomOrder {
             self.keys.push(k);
         }
     }
+    /// Draws the keys the next decision would draw for this snapshot, then
+    /// puts the generator back.
+    fn prepare_preview(&mut self, snap: &Snapshot<'_>) {
+        let state = self.state;
+        self.prepare(snap);
+        self.state = state;
+    }
     fn score(&self, _view: &PlanView<'_, '_>, idx: usize, _t: &WaitingTask) -> f64 {
         self.keys.get(idx).copied().unwrap_or(f64::INFINITY)
     }
