@@ -1,11 +1,14 @@
 //! The daemon's load benchmark: starts a daemon in-process on a temp dir and
-//! measures submit throughput (1 and 4 clients), submit-to-start latency with
+//! measures submit throughput (1 and 4 clients, each either one request at a
+//! time or pipelined with 64 submits in flight), submit-to-start latency with
 //! a free slot, 500 × `true` through a 2-slot node, and responsiveness with
 //! 10,000 queued tasks. Prints one JSON object.
 //!
 //! ```text
-//! cargo run --release -p llmchain-daemon --example load [-- --durability normal --quick]
+//! cargo run --release -p llmchain-daemon --example load [-- normal] [-- --quick] [-- --latency-only]
 //! ```
+//! `normal` selects `--durability normal` (default: full); `--quick` uses
+//! smaller counts; `--latency-only` skips the throughput and 10k-queue parts.
 
 use std::time::{Duration, Instant};
 
@@ -78,19 +81,41 @@ fn ms(v: &mut [f64]) -> serde_json::Value {
     json!({ "n": s.n, "p50_ms": s.p50, "p99_ms": s.p99, "max_ms": s.max, "mean_ms": s.mean })
 }
 
-/// Submit `n` queued tasks from `clients` threads; tasks cannot start (a blocker holds the node).
-fn throughput(durability: Durability, clients: usize, n: usize) -> f64 {
+/// Submits in flight per client in the pipelined runs.
+const DEPTH: usize = 64;
+
+/// Submit `n` queued tasks from `clients` threads, each with up to `depth`
+/// submits in flight (1 = one at a time); tasks cannot start (a blocker holds the node).
+fn throughput(durability: Durability, clients: usize, n: usize, depth: usize) -> f64 {
     let b = Bench::start(durability, 1000);
     let mut c = b.client();
     c.submit(task(&["sleep", "1000"], 1000)).unwrap();
+    if let Some(w) = std::env::var("LOAD_WARMUP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        for r in c
+            .submit_pipelined((0..w).map(|_| task(&["true"], 1000)), DEPTH)
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..clients {
             let sock = b.socket.clone();
             s.spawn(move || {
                 let mut c = Client::connect(&sock).unwrap();
-                for _ in 0..n / clients {
-                    c.submit(task(&["true"], 1000)).unwrap();
+                if depth <= 1 {
+                    for _ in 0..n / clients {
+                        c.submit(task(&["true"], 1000)).unwrap();
+                    }
+                } else {
+                    let reqs = (0..n / clients).map(|_| task(&["true"], 1000));
+                    for r in c.submit_pipelined(reqs, depth).unwrap() {
+                        r.unwrap();
+                    }
                 }
             });
         }
@@ -106,10 +131,19 @@ fn main() {
         Durability::Full
     };
     let quick = args.iter().any(|a| a == "--quick");
+    let only_latency = args.iter().any(|a| a == "--latency-only");
     let n = if quick { 1000 } else { 4000 };
 
-    let one = throughput(durability, 1, n);
-    let four = throughput(durability, 4, n);
+    let (one, four, one_p, four_p) = if only_latency {
+        (0.0, 0.0, 0.0, 0.0)
+    } else {
+        (
+            throughput(durability, 1, n, 1),
+            throughput(durability, 4, n, 1),
+            throughput(durability, 1, n, DEPTH),
+            throughput(durability, 4, n, DEPTH),
+        )
+    };
 
     // Submit-to-start with a free slot: one task at a time, daemon-recorded times.
     let b = Bench::start(durability, 2000);
@@ -136,6 +170,15 @@ fn main() {
     let wall_500 = t0.elapsed().as_secs_f64();
     drop(c);
     drop(b);
+    if only_latency {
+        let out = json!({
+            "durability": format!("{durability:?}").to_lowercase(),
+            "submit_to_start_ms": { "daemon_side": ms(&mut daemon_side), "client_send_to_start": ms(&mut client_side) },
+            "true_500_on_2_slots_wall_s": wall_500,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        return;
+    }
 
     // 10,000 queued: responsiveness of status, list and stats.
     let b = Bench::start(durability, 1000);
@@ -181,7 +224,11 @@ fn main() {
 
     let out = json!({
         "durability": format!("{durability:?}").to_lowercase(),
-        "submit_throughput_per_s": { "clients_1": one.round(), "clients_4": four.round(), "tasks": n },
+        "submit_throughput_per_s": {
+            "clients_1": one.round(), "clients_4": four.round(),
+            "clients_1_pipelined": one_p.round(), "clients_4_pipelined": four_p.round(),
+            "pipeline_depth": DEPTH, "tasks": n,
+        },
         "submit_to_start_ms": { "daemon_side": ms(&mut daemon_side), "client_send_to_start": ms(&mut client_side) },
         "true_500_on_2_slots_wall_s": wall_500,
         "queued_10k": {

@@ -1,4 +1,5 @@
-//! The blocking client: one Unix-socket connection, one request at a time.
+//! The blocking client: one Unix-socket connection, one request at a time
+//! (or several submits in flight with [`Client::submit_pipelined`]).
 //! Used by the CLI and the tests; needs no async runtime.
 
 use std::os::unix::net::UnixStream;
@@ -112,6 +113,42 @@ impl Client {
     /// Submit a task; returns its id.
     pub fn submit(&mut self, r: SubmitRequest) -> Result<u64, ClientError> {
         expect!(self.call(Request::Submit(r))?, Submitted).map(|s| s.id)
+    }
+
+    /// Submit many tasks over this connection with up to `depth` requests in
+    /// flight (the daemon answers in order; submits that arrive together share
+    /// one commit, so this is much faster than calling [`Client::submit`] in a
+    /// loop when each commit waits for an fsync). Every id is still returned only
+    /// after its task is durable. One result per request, in order: the id, or
+    /// the daemon's refusal of that task. `Err` only when the connection fails.
+    pub fn submit_pipelined(
+        &mut self,
+        reqs: impl IntoIterator<Item = SubmitRequest>,
+        depth: usize,
+    ) -> Result<Vec<Result<u64, ErrorResponse>>, ClientError> {
+        let depth = depth.max(1);
+        let mut out = Vec::new();
+        let mut in_flight = 0usize;
+        let take = |c: &mut Self, out: &mut Vec<Result<u64, ErrorResponse>>| {
+            match c.recv()? {
+                Response::Submitted(s) => out.push(Ok(s.id)),
+                Response::Error(e) => out.push(Err(e)),
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+            Ok::<(), ClientError>(())
+        };
+        for r in reqs {
+            if in_flight == depth {
+                take(self, &mut out)?;
+                in_flight -= 1;
+            }
+            self.send(Request::Submit(r))?;
+            in_flight += 1;
+        }
+        for _ in 0..in_flight {
+            take(self, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// One task.

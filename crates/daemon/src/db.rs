@@ -5,7 +5,17 @@
 //! operation queued since its last commit in **one transaction** (group
 //! commit), then acknowledges them. A submit handler waits for that
 //! acknowledgement before it answers, so an accepted task is durable before
-//! the client learns its id, while concurrent submits share one fsync.
+//! the client learns its id, while concurrent (or pipelined) submits share one
+//! fsync.
+//!
+//! With [`Durability::Full`] only batches that someone waits for (a submit, a
+//! flush) are committed with `synchronous=FULL`; batches of fire-and-forget
+//! writes (state transitions, decisions, outcomes) are committed with
+//! `synchronous=NORMAL`, i.e. without an fsync of their own. The WAL is
+//! append-only, so the next FULL commit's fsync makes them durable too, and
+//! they never delay a submit's commit with an extra fsync. Nothing that was
+//! acknowledged to a client depends on them (recovery handles a transition
+//! lost to a power cut: see the crate docs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -534,15 +544,36 @@ fn apply(conn: &mut Connection, ops: &[(Op, Option<Ack>)]) -> rusqlite::Result<(
     tx.commit()
 }
 
-/// Start the writer thread on an open connection.
+/// Start the writer thread on an open connection (every batch committed with
+/// the connection's own `synchronous` setting; no commit callback).
 pub fn spawn_writer(
+    conn: Connection,
+    path: PathBuf,
+) -> Result<(Writer, std::thread::JoinHandle<()>), DaemonError> {
+    spawn_writer_with(conn, path, None, |_| {})
+}
+
+/// Start the writer thread on an open connection.
+///
+/// * `durability`: with `Some(Full)`, batches without an acknowledged write are
+///   committed with `synchronous=NORMAL` (see the module docs); `None` leaves
+///   the connection's setting alone.
+/// * `on_commit` is called on the writer thread after each successful commit
+///   with the task rows inserted by it (possibly empty: then it is not called),
+///   right after the acknowledgements are sent — the daemon uses it to hand
+///   new tasks to the scheduler without a detour through the submit handler.
+pub fn spawn_writer_with(
     mut conn: Connection,
     path: PathBuf,
+    durability: Option<Durability>,
+    mut on_commit: impl FnMut(Vec<TaskRow>) + Send + 'static,
 ) -> Result<(Writer, std::thread::JoinHandle<()>), DaemonError> {
     let (tx, rx) = mpsc::channel::<(Op, Option<Ack>)>();
     let join = std::thread::Builder::new()
         .name("llmchain-db".into())
         .spawn(move || {
+            let relax = durability == Some(Durability::Full);
+            let mut full = true;
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 while batch.len() < 8192 {
@@ -551,15 +582,32 @@ pub fn spawn_writer(
                         Err(_) => break,
                     }
                 }
+                if relax {
+                    let want_full = batch.iter().any(|(_, ack)| ack.is_some());
+                    if want_full != full {
+                        let mode = if want_full { "FULL" } else { "NORMAL" };
+                        match conn.pragma_update(None, "synchronous", mode) {
+                            Ok(()) => full = want_full,
+                            Err(e) => tracing::error!("cannot set synchronous={mode}: {e}"),
+                        }
+                    }
+                }
                 let res = apply(&mut conn, &batch)
                     .map_err(|e| format!("cannot commit to {}: {e}", path.display()));
                 if let Err(e) = &res {
                     tracing::error!("{e}");
                 }
-                for (_, ack) in batch {
+                let mut inserted = Vec::new();
+                for (op, ack) in batch {
                     if let Some(ack) = ack {
                         let _ = ack.send(res.clone());
                     }
+                    if let (Op::Insert(row), Ok(())) = (op, &res) {
+                        inserted.push(*row);
+                    }
+                }
+                if !inserted.is_empty() {
+                    on_commit(inserted);
                 }
             }
         })

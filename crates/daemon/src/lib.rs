@@ -8,9 +8,12 @@
 //!
 //! ```text
 //!  client ──frame──► server (tokio) ──► handlers::dispatch ──► State (mutex)
-//!                                              │ submit: db group commit, then Event::Wake
+//!                                              │ submit: queue row for the group commit
 //!                                              ▼
-//!                      scheduler thread ◄── Event (Wake | Exited | SetPolicy | Shutdown)
+//!            db writer thread ── commit (one fsync per batch) ──► ack to handler → reply
+//!                                              │ Event::Admitted(rows)
+//!                                              ▼
+//!                      scheduler thread ◄── Event (Admitted | Wake | Exited | Explain | SetPolicy | Shutdown)
 //!                         snapshot → decide → validate → spawn ──► wait thread per task
 //!                                                                     └── Event::Exited
 //! ```
@@ -187,7 +190,20 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
     let conn = db::open(&db_path, config.durability)?;
     let loaded = db::load(&conn, &db_path)?;
     let max_id = db::max_id(&conn, &db_path)?;
-    let (writer, writer_join) = db::spawn_writer(conn, db_path.clone())?;
+    // The scheduler's event channel exists before the writer: the writer hands
+    // each commit's new tasks straight to the scheduler (`Event::Admitted`).
+    let (tx, rx) = mpsc::channel();
+    let (writer, writer_join) = {
+        let tx = tx.clone();
+        db::spawn_writer_with(
+            conn,
+            db_path.clone(),
+            Some(config.durability),
+            move |rows| {
+                let _ = tx.send(Event::Admitted(rows));
+            },
+        )?
+    };
 
     let executor = Executor::new(ExecutorConfig {
         cgroup_parent: config.cgroup_parent.clone(),
@@ -325,7 +341,6 @@ async fn run_async(config: Config, shutdown: Shutdown) -> Result<()> {
         tracing::warn!("{lost} task(s) were running when the daemon stopped and are marked lost");
     }
 
-    let (tx, rx) = mpsc::channel();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         writer: writer.clone(),

@@ -520,10 +520,23 @@ pub struct ExplainResponse {
     pub blocked_by: Vec<Shortfall>,
     /// Dependencies not yet completed.
     pub unmet_deps: Vec<u64>,
-    /// Number of eligible tasks ahead of it (submitted earlier, still queued).
+    /// Number of eligible queued tasks ahead of it in the policy's current order.
     pub ahead_count: u64,
-    /// The first (up to 20) of those, in submission order.
+    /// The first (up to 20) of those, in that order.
     pub ahead: Vec<AheadTask>,
+    /// Which order `ahead` follows: the policy's own description of its order
+    /// (e.g. "priority order of `sjf` ...; EASY backfilling: ..."), or a note
+    /// that the policy keeps none and submission order is shown instead.
+    #[serde(default)]
+    pub order: String,
+    /// Its position in that order (0 = first), when it is eligible.
+    #[serde(default)]
+    pub position: Option<u64>,
+    /// What the policy last said about it — for a kernel, the language model's
+    /// last answer that placed or dropped it (and its rationale), or why it
+    /// fell back. Absent when the policy says nothing.
+    #[serde(default)]
+    pub policy_remark: Option<String>,
     /// The validator's last refusal of a proposal to start it, if any.
     pub last_rejection: Option<String>,
 }

@@ -19,7 +19,7 @@ use llmchain_node::LaunchSpec;
 
 use crate::db::Op;
 use crate::protocol::{PolicyResponse, TaskState};
-use crate::state::{core_time, now_us, Event, Shared};
+use crate::state::{core_time, now_us, Event, PolicyView, Shared};
 
 struct Sched {
     shared: Arc<Shared>,
@@ -71,6 +71,13 @@ impl Sched {
     fn handle(&mut self, ev: Event) -> bool {
         match ev {
             Event::Wake => false,
+            Event::Admitted(rows) => {
+                let mut st = self.shared.lock();
+                for row in rows {
+                    st.admit(&self.shared.writer, row);
+                }
+                false
+            }
             Event::Exited { id, report } => {
                 self.exited(id, report);
                 false
@@ -98,7 +105,29 @@ impl Sched {
                 self.start_failed(id, error);
                 false
             }
+            Event::Explain { id, reply } => {
+                let _ = reply.send(self.policy_view(id));
+                false
+            }
             Event::Shutdown => true,
+        }
+    }
+
+    /// The policy's current order of the eligible queue and its remark on `id`.
+    fn policy_view(&mut self, id: u64) -> PolicyView {
+        let now;
+        {
+            let st = self.shared.lock();
+            st.snapshot_parts(&mut self.nodes, &mut self.waiting, &mut self.running);
+            now = core_time(now_us());
+        }
+        let snap = llmchain_core::Snapshot::new(now, &self.nodes, &self.waiting, &self.running);
+        let mut ids = Vec::with_capacity(self.waiting.len());
+        let how = self.policy.queue_order(&snap, &mut ids);
+        PolicyView {
+            order: how.is_some().then(|| ids.iter().map(|t| t.0).collect()),
+            how,
+            remark: self.policy.remark(TaskId(id)),
         }
     }
 
@@ -161,7 +190,10 @@ impl Sched {
         let now;
         {
             let st = self.shared.lock();
-            if st.shutting_down {
+            // Nothing fits the free resources: no policy can start anything,
+            // so skip the snapshot copy and the policy call (a full queue
+            // behind a busy node costs O(queue) per submit, not a decision).
+            if st.shutting_down || !st.anything_fits() {
                 return;
             }
             st.snapshot_parts(&mut self.nodes, &mut self.waiting, &mut self.running);

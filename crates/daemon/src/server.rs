@@ -1,13 +1,19 @@
 //! The Unix-socket listener: one tokio task per connection, frames in,
 //! frames out. Bad frames get an error response; an oversized or truncated
 //! frame also ends the connection (the stream cannot be resynchronised).
+//!
+//! Connections are pipelined: a client may send further requests before the
+//! answer to the previous one arrives (up to [`PIPELINE_DEPTH`] unanswered).
+//! Replies come back in request order. Submits are validated and queued for
+//! commit as soon as they are read, so one client's back-to-back submits share
+//! a group commit (one fsync) instead of paying one each.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
@@ -20,6 +26,8 @@ use crate::state::Shared;
 
 /// Most connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most requests of one connection read but not yet answered.
+pub const PIPELINE_DEPTH: usize = 256;
 /// Time allowed for the rest of a frame once its length has arrived.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,7 +113,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     }
 }
 
-async fn send(stream: &mut UnixStream, resp: Response) -> bool {
+async fn send(stream: &mut (impl AsyncWrite + Unpin), resp: Response) -> bool {
     stream
         .write_all(&frame::encode(&ResponseEnvelope::new(resp)))
         .await
@@ -114,7 +122,7 @@ async fn send(stream: &mut UnixStream, resp: Response) -> bool {
 
 /// Read one frame: `Ok(None)` on a clean close between frames.
 async fn read_frame(
-    stream: &mut UnixStream,
+    stream: &mut (impl AsyncRead + Unpin),
     max: usize,
     buf: &mut Vec<u8>,
 ) -> Result<Option<()>, FrameError> {
@@ -170,10 +178,33 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>) {
     };
     let caller = Caller { uid, http: false };
     let max = shared.config.max_frame;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<handlers::PendingReply>(PIPELINE_DEPTH);
+    // Replies, in request order.
+    let replies = tokio::spawn(async move {
+        while let Some(pending) = rx.recv().await {
+            match pending.await {
+                Reply::One(r) => {
+                    if !send(&mut wr, r).await {
+                        return;
+                    }
+                }
+                Reply::Stream(mut srx) => {
+                    while let Some(r) = srx.recv().await {
+                        if !send(&mut wr, r).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let ready =
+        |r: Response| -> handlers::PendingReply { Box::pin(std::future::ready(Reply::One(r))) };
     let mut buf = Vec::new();
     loop {
-        match read_frame(&mut stream, max, &mut buf).await {
-            Ok(None) => return,
+        match read_frame(&mut rd, max, &mut buf).await {
+            Ok(None) => break,
             Ok(Some(())) => {}
             Err(e) => {
                 let code = match e {
@@ -181,32 +212,18 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>) {
                     _ => ErrorCode::BadFrame,
                 };
                 tracing::debug!(uid, "bad frame: {e}");
-                let _ = send(&mut stream, Response::error(code, e.to_string())).await;
-                return;
+                let _ = tx.send(ready(Response::error(code, e.to_string()))).await;
+                break;
             }
         }
-        let req = match parse_request(&buf) {
-            Ok(r) => r,
-            Err(e) => {
-                if !send(&mut stream, Response::Error(e)).await {
-                    return;
-                }
-                continue;
-            }
+        let pending = match parse_request(&buf) {
+            Ok(req) => handlers::start(&shared, caller, req),
+            Err(e) => ready(Response::Error(e)),
         };
-        match handlers::dispatch(&shared, caller, req).await {
-            Reply::One(r) => {
-                if !send(&mut stream, r).await {
-                    return;
-                }
-            }
-            Reply::Stream(mut rx) => {
-                while let Some(r) = rx.recv().await {
-                    if !send(&mut stream, r).await {
-                        return;
-                    }
-                }
-            }
+        if tx.send(pending).await.is_err() {
+            break; // the reply side stopped: the peer is gone
         }
     }
+    drop(tx);
+    let _ = replies.await;
 }

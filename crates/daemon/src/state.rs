@@ -65,6 +65,11 @@ impl Task {
 pub enum Event {
     /// The queue changed (a submit, a cancel of a queued task).
     Wake,
+    /// The state writer committed these new tasks (sent from the writer thread
+    /// right after the commit, so a new task reaches the scheduler without a
+    /// detour through its submit handler; whichever of the two comes first
+    /// admits it, see [`State::admit`]).
+    Admitted(Vec<TaskRow>),
     /// A task's main process exited (from its wait thread).
     Exited {
         /// The task.
@@ -86,8 +91,27 @@ pub enum Event {
         /// Answer.
         reply: oneshot::Sender<Result<PolicyResponse, String>>,
     },
+    /// Explain: the policy's current order of the eligible queue and its remark
+    /// about one task (the policy lives on the scheduler thread).
+    Explain {
+        /// The task asked about.
+        id: u64,
+        /// Answer.
+        reply: oneshot::Sender<PolicyView>,
+    },
     /// Stop: kill running tasks (recorded as lost), then end the thread.
     Shutdown,
+}
+
+/// The policy's view of the queue for an explanation.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyView {
+    /// Eligible queued task ids in the policy's order, when it keeps one.
+    pub order: Option<Vec<u64>>,
+    /// The policy's description of that order.
+    pub how: Option<String>,
+    /// What the policy last said about the task.
+    pub remark: Option<String>,
 }
 
 /// Everything behind the state mutex.
@@ -240,6 +264,47 @@ impl State {
             self.eligible.insert(id, w);
         }
         None
+    }
+
+    /// Add a newly committed task to memory and queue it, unless it is there
+    /// already (the submit handler and the scheduler both try; the first wins).
+    /// Returns whether this call added it.
+    pub fn admit(&mut self, writer: &Writer, row: TaskRow) -> bool {
+        let id = row.info.id;
+        if self.tasks.contains_key(&id) {
+            return false;
+        }
+        self.metrics.submits += 1;
+        self.tasks.insert(
+            id,
+            Task {
+                row,
+                killer: None,
+                probe: None,
+                cancel_requested: false,
+                last_rejection: None,
+            },
+        );
+        // A dependency may have failed between the submit's check and now.
+        if let Some((d, s)) = self.enqueue(id) {
+            self.finish(
+                writer,
+                id,
+                ExitStatus::Cancelled,
+                Some(format!("dependency {d} ended {}", status_name(&s))),
+                None,
+                None,
+                false,
+            );
+        }
+        true
+    }
+
+    /// Whether some eligible queued task fits in the free resources now. When
+    /// none does, no policy can start anything and the decision point is skipped.
+    pub fn anything_fits(&self) -> bool {
+        let free = self.free();
+        self.eligible.values().any(|w| w.request.fits_in(&free))
     }
 
     /// Remove a queued task from the queue structures (it starts or ends).

@@ -1082,3 +1082,104 @@ fn dependency_chains_run_in_order_and_failures_cascade() {
     assert_eq!((s.queue.queued, s.queue.held, s.queue.running), (0, 0, 0));
     d.stop().unwrap();
 }
+
+#[test]
+fn explain_follows_the_policy_order_not_submission_order() {
+    // SJF with EASY: a blocker holds both CPUs; three queued tasks whose
+    // estimates reverse their submission order.
+    let d = Daemon::start_with(|c| c.policy = "sjf+easy".into());
+    let mut c = d.client();
+    let blocker = c.submit(task(&["sleep", "300"], 2000, 64)).unwrap();
+    wait_until(&mut c, blocker, LONG, |t| t.pid.is_some());
+    let est = |secs: u64| {
+        let mut r = task(&["true"], 1000, 64);
+        r.estimate_ms = Some(secs * 1000);
+        r
+    };
+    let long = c.submit(est(600)).unwrap();
+    let mid = c.submit(est(60)).unwrap();
+    let short = c.submit(est(6)).unwrap();
+
+    // The longest task was submitted first but is last in SJF's order.
+    let ex = c.explain(long).unwrap();
+    assert_eq!(ex.state, TaskState::Queued);
+    let ahead: Vec<u64> = ex.ahead.iter().map(|a| a.id).collect();
+    assert_eq!(ahead, vec![short, mid], "{ex:?}");
+    assert_eq!((ex.ahead_count, ex.position), (2, Some(2)), "{ex:?}");
+    assert!(
+        ex.order.contains("sjf") && ex.order.contains("EASY"),
+        "order description: {}",
+        ex.order
+    );
+    assert!(
+        ex.summary
+            .contains("ahead of it in the order of policy `sjf+easy`"),
+        "{}",
+        ex.summary
+    );
+    // The shortest, submitted last, has nobody ahead of it — only the CPU shortfall.
+    let ex = c.explain(short).unwrap();
+    assert_eq!((ex.ahead_count, ex.position), (0, Some(0)), "{ex:?}");
+    assert_eq!(ex.blocked_by.len(), 1, "{ex:?}");
+    assert_eq!(ex.blocked_by[0].dim, "cpu");
+
+    // Switching the policy switches the explanation: FCFS puts `long` first.
+    c.policy_set("fcfs").unwrap();
+    let ex = c.explain(long).unwrap();
+    assert_eq!((ex.ahead_count, ex.position), (0, Some(0)), "{ex:?}");
+    let ex = c.explain(short).unwrap();
+    let ahead: Vec<u64> = ex.ahead.iter().map(|a| a.id).collect();
+    assert_eq!(ahead, vec![long, mid], "{ex:?}");
+    assert!(ex.order.contains("submission order"), "{}", ex.order);
+
+    // A running task is explained as running, with no queue order.
+    let ex = c.explain(blocker).unwrap();
+    assert_eq!(ex.state, TaskState::Running);
+    assert!(ex.order.is_empty() && ex.ahead.is_empty(), "{ex:?}");
+    c.cancel(blocker).unwrap();
+}
+
+#[test]
+fn pipelined_submits_share_commits_and_are_answered_in_order() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let blocker = c.submit(task(&["sleep", "300"], 2000, 64)).unwrap();
+    // 300 submits with 64 in flight, one of them invalid (cpu 0) in the middle.
+    let reqs = (0..300).map(|i| {
+        let mut r = task(&["true"], 1000, 64);
+        if i == 150 {
+            r.cpu_millis = 0;
+        }
+        r
+    });
+    let res = c.submit_pipelined(reqs, 64).unwrap();
+    assert_eq!(res.len(), 300);
+    let err = res[150].as_ref().unwrap_err();
+    assert_eq!(err.code, ErrorCode::Invalid, "{err:?}");
+    let ids: Vec<u64> = res
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 150)
+        .map(|(_, r)| *r.as_ref().unwrap())
+        .collect();
+    // Ids follow the request order, and every answered task is visible at once.
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for id in &ids {
+        assert_eq!(c.status(*id).unwrap().state, TaskState::Queued);
+    }
+    let s = c.stats(false).unwrap();
+    assert_eq!(s.queue.queued, 299, "{:?}", s.queue);
+    // Durable: every answered id is in the database (read by a second connection).
+    let path = llmchain_daemon::db::db_path(d.dir.path());
+    let conn = llmchain_daemon::db::open(&path, llmchain_daemon::Durability::Full).unwrap();
+    let stored: Vec<u64> = llmchain_daemon::db::load(&conn, &path)
+        .unwrap()
+        .tasks
+        .iter()
+        .map(|t| t.info.id)
+        .collect();
+    for id in ids.iter().chain([&blocker]) {
+        assert!(stored.contains(id), "task {id} answered but not stored");
+    }
+    c.cancel(blocker).unwrap();
+}

@@ -58,8 +58,28 @@ pub async fn dispatch(shared: &Arc<Shared>, caller: Caller, req: Request) -> Rep
         Request::Stats(r) => one(stats::handle(shared, caller, r)),
         Request::PolicyGet(r) => one(policy::get(shared, caller, r)),
         Request::PolicySet(r) => one(policy::set(shared, caller, r).await),
-        Request::Explain(r) => one(explain::handle(shared, caller, r)),
+        Request::Explain(r) => one(explain::handle(shared, caller, r).await),
         Request::History(r) => one(history::handle(shared, caller, r)),
+    }
+}
+
+/// A request's reply, still to be computed (see [`start`]).
+pub type PendingReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
+/// Begin one request of a pipelined connection: a submit is validated, given
+/// its id and queued for the next group commit **now** (so submits sent back to
+/// back share a commit); every other request runs when the returned future is
+/// polled. The connection polls these futures one after another, in request
+/// order, so replies keep the request order and requests other than submit see
+/// the effects of the requests before them.
+pub fn start(shared: &Arc<Shared>, caller: Caller, req: Request) -> PendingReply {
+    let shared = Arc::clone(shared);
+    match req {
+        Request::Submit(r) => match submit::begin(&shared, caller, r) {
+            Ok(p) => Box::pin(async move { Reply::One(submit::finish(&shared, p).await) }),
+            Err(resp) => Box::pin(std::future::ready(Reply::One(resp))),
+        },
+        other => Box::pin(async move { dispatch(&shared, caller, other).await }),
     }
 }
 
