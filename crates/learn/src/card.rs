@@ -262,6 +262,8 @@ pub enum LoadedModel {
     SchedLm(crate::lm::SchedLm),
     /// A runtime predictor.
     Runtime(crate::runtime::RuntimePredictor, ModelCard),
+    /// A per-window policy selector (`kernel:auto`).
+    AutoSelect(crate::auto::AutoModel),
 }
 
 /// The repository's `models/` directory (where shipped models live), or
@@ -298,6 +300,7 @@ pub fn load_by_name(root: &Path, name: &str) -> Result<LoadedModel, LearnError> 
             crate::runtime::RuntimePredictor::load(&dir)?,
             card,
         )),
+        crate::auto::KIND_AUTO => Ok(LoadedModel::AutoSelect(crate::auto::AutoModel::load(&dir)?)),
         other => Err(LearnError::Model {
             path: dir,
             reason: format!("unknown card kind `{other}`"),

@@ -11,6 +11,7 @@ use llmchain_sim::{SimConfig, Workload};
 use serde::{Deserialize, Serialize};
 
 use crate::card::{load_by_name, LoadedModel};
+use crate::progress::{NoProgress, Progress};
 use crate::LearnError;
 
 /// What to evaluate.
@@ -73,9 +74,9 @@ pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + S
         };
         return match load_by_name(models_root, name)? {
             LoadedModel::SchedLm(m) => Ok(m.boxed_policy(mode)),
-            LoadedModel::Runtime(..) => Err(LearnError::Policy {
+            LoadedModel::Runtime(..) | LoadedModel::AutoSelect(..) => Err(LearnError::Policy {
                 spec: spec.into(),
-                reason: format!("`{name}` is a runtime predictor, not a scheduling model"),
+                reason: format!("`{name}` is not a scheduling LM"),
             }),
         };
     }
@@ -104,9 +105,22 @@ pub fn eval_workload(
     cfg: &EvalConfig,
     models_root: &Path,
 ) -> Result<EvalReport, LearnError> {
+    eval_workload_with(w, cfg, models_root, &mut NoProgress)
+}
+
+/// [`eval_workload`], reporting one `evaluation` phase whose steps are
+/// (policy, window) runs to `progress`.
+pub fn eval_workload_with(
+    w: &Workload,
+    cfg: &EvalConfig,
+    models_root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<EvalReport, LearnError> {
     let seqs = llmchain_sim::sample(w, cfg.sequences, cfg.length, cfg.seed)
         .map_err(LearnError::sim("sampling evaluation windows"))?;
     let mut rows = Vec::new();
+    progress.phase("evaluation", (cfg.policies.len() * seqs.len()) as u64);
+    let mut done = 0u64;
     for spec in &cfg.policies {
         let mut per = Vec::new();
         let (mut wait, mut sld, mut rej) = (0.0, 0.0, 0);
@@ -120,6 +134,8 @@ pub fn eval_workload(
             wait += r.metrics.wait.mean;
             sld += r.metrics.slowdown.mean;
             rej += r.metrics.rejected;
+            done += 1;
+            progress.step(done, &name);
         }
         let n = per.len().max(1) as f64;
         rows.push(EvalRow {
@@ -131,6 +147,7 @@ pub fn eval_workload(
             rejected: rej,
         });
     }
+    progress.finish("");
     Ok(EvalReport {
         config: cfg.clone(),
         windows: seqs
@@ -144,8 +161,17 @@ pub fn eval_workload(
 
 /// Load `cfg.workload` and evaluate.
 pub fn eval(cfg: &EvalConfig, models_root: &Path) -> Result<EvalReport, LearnError> {
+    eval_with(cfg, models_root, &mut NoProgress)
+}
+
+/// [`eval`], reporting progress (see [`eval_workload_with`]).
+pub fn eval_with(
+    cfg: &EvalConfig,
+    models_root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<EvalReport, LearnError> {
     let w = crate::lm::train::load_source(&cfg.workload, cfg.seed)?;
-    eval_workload(&w, cfg, models_root)
+    eval_workload_with(&w, cfg, models_root, progress)
 }
 
 /// The report as a plain-text table.

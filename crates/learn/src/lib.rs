@@ -11,16 +11,20 @@
 //! * [`card`]: model cards, safetensors weights, the `models/<name>/` registry.
 //! * [`dataset`]: time-disjoint train / validation / test windows.
 //! * [`eval`]: the RLScheduler evaluation protocol.
+//! * [`progress`]: the [`Progress`] callback long runs report to (the CLI draws bars).
 
+pub mod auto;
 pub mod card;
 pub mod dataset;
 mod error;
 pub mod eval;
 pub mod gbt;
 pub mod lm;
+pub mod progress;
 pub mod runtime;
 
 pub use card::{load_by_name, models_dir, LoadedModel, ModelCard};
 pub use error::LearnError;
-pub use lm::train::{train_sched_lm, TrainConfig};
+pub use lm::train::{train_sched_lm, train_sched_lm_with, TrainConfig};
 pub use lm::{default_policy, SchedLm};
+pub use progress::{NoProgress, Progress};

@@ -53,14 +53,34 @@ mod helper {
 
 use llmchain_core::{Decision, Policy, Snapshot, Validator};
 use llmchain_learn::lm::train::{load_source, plan_splits};
+use llmchain_learn::progress::RecordProgress;
 use llmchain_learn::runtime::RuntimePredictor;
-use llmchain_learn::{load_by_name, models_dir, train_sched_lm, LoadedModel, SchedLm, TrainConfig};
+use llmchain_learn::{
+    load_by_name, models_dir, train_sched_lm, train_sched_lm_with, LoadedModel, SchedLm,
+    TrainConfig,
+};
 use llmchain_policy::Mode;
 use llmchain_sim::{sample, SimConfig};
 
 #[test]
 fn tiny_training_run_reduces_the_loss() {
-    let t = train_sched_lm(&helper::tiny(1), None).unwrap();
+    let cfg = helper::tiny(1);
+    let mut rec = RecordProgress::default();
+    let t = train_sched_lm_with(&cfg, None, &mut rec).unwrap();
+    // The progress callback saw every phase, in order, with steps up to each total.
+    let names: Vec<&str> = rec.phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["teacher rollouts", "imitation", "policy gradient"]);
+    for (i, (name, total)) in rec.phases.iter().enumerate() {
+        let done: Vec<u64> = rec.steps.iter().filter(|s| s.0 == i).map(|s| s.1).collect();
+        assert_eq!(done.last(), Some(total), "{name}: steps {done:?}");
+        assert!(done.windows(2).all(|w| w[0] <= w[1]), "{name}: {done:?}");
+    }
+    let imit_steps = rec.phases[1].1;
+    let batches = (t.card.metrics["train_decision_points"] as u64).div_ceil(cfg.batch as u64);
+    assert_eq!(imit_steps, cfg.epochs as u64 * batches);
+    assert!(rec.steps.iter().any(|s| s.2.starts_with("epoch 4/4 loss")));
+    assert_eq!(rec.phases[2].1, cfg.rl_iters as u64);
+    assert_eq!(rec.finished.len(), 3);
     let imit: Vec<_> = t.curve.iter().filter(|c| c.phase == "imitation").collect();
     let (first, last) = (imit.first().unwrap(), imit.last().unwrap());
     assert!(
@@ -234,5 +254,275 @@ fn dataset_splits_never_overlap_evaluation_windows() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn evaluation_reports_one_progress_step_per_run() {
+    let cfg = llmchain_learn::eval::EvalConfig {
+        workload: "deeprm:load=0.7,jobs=400".into(),
+        sequences: 3,
+        length: 100,
+        seed: 1,
+        policies: vec!["sjf".into(), "packer".into()],
+    };
+    let mut rec = RecordProgress::default();
+    let r = llmchain_learn::eval::eval_with(&cfg, &models_dir(), &mut rec).unwrap();
+    assert_eq!(r.rows.len(), 2);
+    assert_eq!(rec.phases, vec![("evaluation".to_string(), 6)]);
+    let done: Vec<u64> = rec.steps.iter().map(|s| s.1).collect();
+    assert_eq!(done, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(rec.finished.len(), 1);
+}
+
+// ---------------------------------------------------------------- kernel:auto selector
+
+mod auto_helper {
+    //! A selector trained in about a second.
+    use llmchain_learn::auto::AutoTrainConfig;
+    use llmchain_learn::gbt::GbtConfig;
+
+    pub fn tiny_auto() -> AutoTrainConfig {
+        AutoTrainConfig {
+            name: "tiny-auto".into(),
+            sources: vec![format!("swf:{}", super::helper::trace("lublin_256.swf"))],
+            candidates: vec!["fcfs+easy".into(), "sjf+easy".into(), "f1+easy".into()],
+            window: 32,
+            segment: 96,
+            scripts: 2,
+            max_segments: 2,
+            gbt: GbtConfig {
+                trees: 12,
+                depth: 2,
+                learning_rate: 0.3,
+                min_leaf: 1,
+                bins: 16,
+                l2: 0.5,
+            },
+            threads: 1,
+            evaluate: false,
+            ..AutoTrainConfig::default()
+        }
+    }
+}
+
+/// A Lublin-1 window the tiny selector was not trained on.
+fn auto_window() -> llmchain_sim::Workload {
+    let w = load_source(&format!("swf:{}", helper::trace("lublin_256.swf")), 0).unwrap();
+    llmchain_sim::sample::window(&w, 0, 4000, 320, 0)
+}
+
+#[test]
+fn auto_model_save_then_load_gives_identical_choices() {
+    use llmchain_learn::auto::{train_auto, AutoConfig, AutoModel, AutoPolicy};
+    let cfg = auto_helper::tiny_auto();
+    let t = train_auto(&cfg, None, &|_| {}).unwrap();
+    // segments x scripts x windows (a window whose start coincides with the
+    // previous one's decision point has no row).
+    assert!(
+        (8..=2 * 2 * 3).contains(&t.samples.len()),
+        "{}",
+        t.samples.len()
+    );
+    assert!(t
+        .samples
+        .iter()
+        .all(|s| s.target.len() == 3 && s.target.iter().all(|y| *y >= 0.0)));
+    // Training ranges never overlap the evaluation windows of the same source.
+    for a in &t.model.card.data.train {
+        for b in &t.model.card.data.test {
+            assert!(a.end <= b.start || b.end <= a.start, "{a:?} overlaps {b:?}");
+        }
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("sel");
+    t.model.save(&dir).unwrap();
+    let loaded = AutoModel::load(&dir).unwrap();
+    assert_eq!(loaded.gbts, t.model.gbts);
+    assert_eq!(
+        (&loaded.candidates, loaded.window),
+        (&t.model.candidates, 32)
+    );
+    assert_eq!(loaded.switch_margin, t.model.switch_margin);
+    // Loadable by name through the registry.
+    match load_by_name(root.path(), "sel") {
+        Ok(LoadedModel::AutoSelect(m)) => assert_eq!(m.gbts, t.model.gbts),
+        other => panic!("not loaded as a selector: {:?}", other.err()),
+    }
+    let w = auto_window();
+    let run = |m: AutoModel| {
+        let mut p = AutoPolicy::new(m, AutoConfig::default(), &models_dir()).unwrap();
+        let r = llmchain_sim::run(&w, &mut p, &SimConfig::default()).unwrap();
+        let starts: Vec<_> = r.tasks.iter().map(|t| t.start).collect();
+        (p.choices().to_vec(), starts)
+    };
+    let (a, b) = (run(t.model.clone()), run(loaded));
+    assert!(
+        (8..=10).contains(&a.0.len()),
+        "320 arrivals / 32 per window: {}",
+        a.0.len()
+    );
+    assert_eq!(a, b, "same choices and schedule after save -> load");
+    // A corrupt weight file is refused with its path.
+    std::fs::write(dir.join("weights.safetensors"), b"garbage").unwrap();
+    let e = AutoModel::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("weights.safetensors"), "{e}");
+}
+
+#[test]
+fn auto_policy_decisions_always_pass_the_validator() {
+    use llmchain_learn::auto::{AutoConfig, AutoPolicy};
+    let t = llmchain_learn::auto::train_auto(&auto_helper::tiny_auto(), None, &|_| {}).unwrap();
+    let w = auto_window();
+    for cfg in [
+        AutoConfig {
+            window: 8,
+            seconds: 0,
+        },
+        AutoConfig {
+            window: 0,
+            seconds: 3600,
+        },
+    ] {
+        let p = AutoPolicy::new(t.model.clone(), cfg.clone(), &models_dir()).unwrap();
+        let mut c = Checked(p, 0);
+        let r = llmchain_sim::run(&w, &mut c, &SimConfig::default()).unwrap();
+        assert_eq!(
+            (r.metrics.rejected, r.metrics.completed),
+            (0, 320),
+            "{cfg:?}"
+        );
+        let p = &c.0;
+        let s = p.stats();
+        assert_eq!(s.model_calls as usize, p.choices().len());
+        assert!(
+            p.choices().len() >= 5,
+            "{cfg:?}: {} windows",
+            p.choices().len()
+        );
+        assert!(p.choices().windows(2).all(|x| x[0].window < x[1].window));
+        // Every switch is a change between consecutive window choices.
+        let changes = p
+            .choices()
+            .windows(2)
+            .filter(|x| x[0].chosen != x[1].chosen)
+            .count();
+        assert_eq!(p.switches().len(), changes);
+        assert!(p
+            .choices()
+            .iter()
+            .all(|c| c.predicted.len() == 3 && c.features.len() == llmchain_learn::auto::NF));
+    }
+}
+
+#[test]
+fn shipped_auto_model_loads_and_runs() {
+    use llmchain_learn::auto::{AutoConfig, AutoModel, AutoPolicy, MODEL_NAME};
+    let m = AutoModel::load_by_name(&models_dir(), MODEL_NAME).unwrap_or_else(|e| {
+        panic!("the shipped selector is missing ({e}); make it with `llmchain train auto` (see models/README.md)")
+    });
+    assert_eq!(m.candidates, llmchain_learn::auto::default_candidates());
+    assert!(!m.card.data.train.is_empty() && !m.card.data.test.is_empty());
+    for a in &m.card.data.train {
+        for b in m.card.data.test.iter().filter(|b| b.source == a.source) {
+            assert!(a.end <= b.start || b.end <= a.start, "{a:?} overlaps {b:?}");
+        }
+    }
+    let mut c = Checked(
+        AutoPolicy::new(m, AutoConfig::default(), &models_dir()).unwrap(),
+        0,
+    );
+    let w = auto_window();
+    let r = llmchain_sim::run(&w, &mut c, &SimConfig::default()).unwrap();
+    assert_eq!((r.metrics.rejected, r.metrics.completed), (0, 320));
+    assert!(!c.0.choices().is_empty());
+}
+
+#[test]
+fn generated_sources_refuse_an_evaluation_seed() {
+    let spec = "deeprm:load=1.1,jobs=300";
+    let mut cfg = TrainConfig {
+        sources: vec![spec.into()],
+        seed: 1,
+        eval_seeds: vec![1],
+        ..TrainConfig::default()
+    };
+    let w = load_source(spec, cfg.seed).unwrap();
+    let err = plan_splits(spec, &w, &cfg).unwrap_err().to_string();
+    assert!(err.contains("seed") && err.contains(spec), "{err}");
+    cfg.seed = 7;
+    let s = plan_splits(spec, &w, &cfg).unwrap();
+    assert!(s.disjoint() && !s.train.is_empty());
+}
+
+#[test]
+fn greedy_training_on_deeprm_imitates_the_started_tasks() {
+    let cfg = TrainConfig {
+        sources: vec!["deeprm:load=1.1,jobs=800".into()],
+        eval_length: 200,
+        window: 100,
+        margin: 0,
+        teachers: vec!["sjf".into(), "packer".into(), "tetris:knob=0.2".into()],
+        mode: "greedy".into(),
+        strict_too: false,
+        rl_iters: 1,
+        ..helper::tiny(5)
+    };
+    let t = train_sched_lm(&cfg, None).unwrap();
+    let imit: Vec<_> = t.curve.iter().filter(|c| c.phase == "imitation").collect();
+    assert!(
+        imit.last().unwrap().train_loss < imit[0].train_loss,
+        "{imit:?}"
+    );
+    for key in [
+        "val_bsld_greedy_after_imitation",
+        "val_bsld_greedy_best_teacher",
+    ] {
+        assert!(t.card.metrics.contains_key(key), "{:?}", t.card.metrics);
+    }
+    assert!(t
+        .card
+        .data
+        .notes
+        .iter()
+        .any(|n| n.contains("generated with seed")));
+    // A bad mode or teacher is refused by name.
+    let bad = TrainConfig {
+        mode: "cons".into(),
+        ..cfg.clone()
+    };
+    let err = train_sched_lm(&bad, None).unwrap_err().to_string();
+    assert!(err.contains("mode"), "{err}");
+    let bad = TrainConfig {
+        teachers: vec!["tetris:knob=2".into()],
+        ..cfg
+    };
+    let err = train_sched_lm(&bad, None).unwrap_err().to_string();
+    assert!(err.contains("tetris:knob=2"), "{err}");
+}
+
+#[test]
+fn shipped_deeprm_model_loads_and_its_decisions_always_pass_the_validator() {
+    let m = match load_by_name(&models_dir(), "sched-lm-deeprm") {
+        Ok(LoadedModel::SchedLm(m)) => m,
+        Ok(_) => panic!("models/sched-lm-deeprm is not a scheduling LM"),
+        Err(e) => panic!(
+            "the shipped DeepRM model is missing ({e}); train it with \
+             `cargo run --release -p llmchain-learn --example learn -- train models/sched-lm-deeprm/train.json models/sched-lm-deeprm`"
+        ),
+    };
+    // Trained only on generated workloads whose seed no evaluation uses.
+    let cfg: TrainConfig = serde_json::from_value(m.card.config.clone()).unwrap();
+    assert!(cfg.sources.iter().all(|s| s.starts_with("deeprm:")));
+    assert!(!cfg.eval_seeds.contains(&cfg.seed));
+    for mode in [Mode::Easy, Mode::Greedy] {
+        let w = load_source("deeprm:load=1.3,jobs=300", 11).unwrap();
+        let mut p = Checked(m.policy(mode), 0);
+        let r = llmchain_sim::run(&w, &mut p, &SimConfig::default()).unwrap();
+        assert_eq!(
+            (r.metrics.rejected, r.metrics.completed),
+            (0, 300),
+            "{mode}"
+        );
     }
 }

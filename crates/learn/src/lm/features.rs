@@ -190,6 +190,20 @@ pub fn start_prefix(
     k: usize,
     free: &mut Vec<llmchain_core::Resources>,
 ) -> Vec<u16> {
+    plan_prefix(snap, enc, order, k, free, false)
+}
+
+/// Walk `order` planning first-fit starts against the nodes' free resources,
+/// at most `k` entries. A task that does not fit ends the prefix (taken as the
+/// head) unless `greedy`, which skips it.
+fn plan_prefix(
+    snap: &Snapshot<'_>,
+    enc: &Encoded,
+    order: &[usize],
+    k: usize,
+    free: &mut Vec<llmchain_core::Resources>,
+    greedy: bool,
+) -> Vec<u16> {
     free.clear();
     free.extend(snap.nodes.iter().map(|n| n.free));
     let mut out = Vec::new();
@@ -198,11 +212,30 @@ pub fn start_prefix(
             break;
         }
         let t = &snap.waiting[enc.idx[tok]];
-        out.push(tok as u16);
         match Snapshot::first_fit(&t.request, free) {
-            Some(nd) => free[nd.0 as usize] -= t.request,
-            None => break,
+            Some(nd) => {
+                free[nd.0 as usize] -= t.request;
+                out.push(tok as u16);
+            }
+            None if greedy => {}
+            None => {
+                out.push(tok as u16);
+                break;
+            }
         }
     }
     out
+}
+
+/// The greedy start prefix of a priority `order`: walk it planning
+/// first-fit starts; every task that fits is taken, the others are skipped
+/// (greedy mode starts all that fit, in order). At most `k` entries.
+pub fn greedy_start_prefix(
+    snap: &Snapshot<'_>,
+    enc: &Encoded,
+    order: &[usize],
+    k: usize,
+    free: &mut Vec<llmchain_core::Resources>,
+) -> Vec<u16> {
+    plan_prefix(snap, enc, order, k, free, true)
 }

@@ -11,7 +11,7 @@ use llmchain_policy::{Mode, Scheduler};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::features::{start_prefix, Encoded, Encoder, Sample};
+use super::features::{greedy_start_prefix, start_prefix, Encoded, Encoder, Sample};
 use super::infer::{LmWeights, Scratch, WeightMap};
 use crate::card::ModelCard;
 use crate::LearnError;
@@ -43,6 +43,7 @@ pub struct LmOrdering {
     free: Vec<Resources>,
     noise: Option<ChaCha8Rng>,
     record: Option<(Recording, usize)>,
+    greedy_prefix: bool,
 }
 
 impl LmOrdering {
@@ -60,6 +61,7 @@ impl LmOrdering {
             free: Vec::new(),
             noise: None,
             record: None,
+            greedy_prefix: false,
         }
     }
 
@@ -81,6 +83,13 @@ impl LmOrdering {
     /// start prefix (at most `k` steps) into `rec`.
     pub fn recording(mut self, rec: Recording, k: usize) -> Self {
         self.record = Some((rec, k));
+        self
+    }
+
+    /// Record greedy start prefixes (every task of the order that still
+    /// fits, skipping the others) instead of EASY ones, for `Mode::Greedy`.
+    pub fn greedy_prefix(mut self, on: bool) -> Self {
+        self.greedy_prefix = on;
         self
     }
 
@@ -123,7 +132,11 @@ impl Ordering for LmOrdering {
                 let lg = &self.logits;
                 self.order
                     .sort_by(|a, b| lg[*b].total_cmp(&lg[*a]).then(a.cmp(b)));
-                let prefix = start_prefix(snap, &self.encoded, &self.order, *k, &mut self.free);
+                let prefix = if self.greedy_prefix {
+                    greedy_start_prefix(snap, &self.encoded, &self.order, *k, &mut self.free)
+                } else {
+                    start_prefix(snap, &self.encoded, &self.order, *k, &mut self.free)
+                };
                 let s = Sample {
                     n: self.encoded.n,
                     task: self.encoded.task.clone(),

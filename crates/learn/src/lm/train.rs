@@ -7,13 +7,16 @@
 //!
 //! # Teacher order Y* (how it is made)
 //! On each training window every teacher ordering (default SJF, F1, WFP3,
-//! UNICEP, FCFS and five parametric orders [`ParamOrder`], each with EASY
+//! UNICEP, FCFS and five parametric orders [`ParamOrder`]; `packer` and
+//! `tetris` are available too), each in the configured `mode` (default EASY
 //! backfilling — and, with `strict_too`, again without backfilling) is
 //! rolled out in the simulator; per mode, the one with the lowest mean
 //! bounded slowdown on that window is the window's teacher. At each of its decision points with ≥ 2 waiting tasks
 //! the teacher's priority order is turned into a *start prefix* — the tasks
 //! it starts in order, then the first that does not fit (the EASY head),
-//! at most `prefix_k` — and Y* is that prefix. This is the best of several
+//! at most `prefix_k` — and Y* is that prefix. In `greedy` mode Y* is the
+//! sequence of tasks the teacher actually started (so dynamic orderings such
+//! as Packer, re-scored after every start, are imitated exactly). This is the best of several
 //! heuristic rollouts per window: cheap (one simulation per teacher and
 //! window) and never worse than the best single heuristic on the window.
 //!
@@ -21,13 +24,18 @@
 //! 1. Imitation: pointer (Plackett–Luce) negative log-likelihood of Y*.
 //! 2. Policy gradient: per iteration, a training window is replayed
 //!    `rl_samples` times with orders *sampled* from the model (Gumbel noise
-//!    on the logits) under EASY; the reward `g = bsld_teacher / bsld_sample`
+//!    on the logits) in the configured mode; the reward `g = bsld_teacher / bsld_sample`
 //!    (normalised bounded slowdown, 1 = as good as the best heuristic) and
 //!    REINFORCE with the mean reward of the group as baseline gives the
 //!    surrogate `λ·Σ (g − ḡ)·(−log P(Y))`, added to an imitation minibatch.
 //!
 //! The kept model is the better of the post-imitation and post-RL weights
-//! on the validation windows (mean bounded slowdown with EASY).
+//! on the validation windows (mean bounded slowdown in the configured mode).
+//!
+//! # Generated sources
+//! Generated workloads (`deeprm:...`) are drawn with the training seed, and a
+//! seed that is also an evaluation seed is refused, so the evaluated
+//! workload (`llmchain eval -s SEED` draws with SEED) is never trained on.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -36,7 +44,8 @@ use std::time::Instant;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use llmchain_core::{Decision, Policy, Snapshot};
 use llmchain_policy::order::{
-    F1Order, FcfsOrder, Ordering, PlanView, SjfOrder, UnicepOrder, Wfp3Order,
+    F1Order, FcfsOrder, Ordering, PackerOrder, PlanView, SjfOrder, TetrisOrder, UnicepOrder,
+    Wfp3Order,
 };
 use llmchain_policy::{Mode, Scheduler};
 use llmchain_sim::{SimConfig, Workload, WorkloadSpec};
@@ -51,6 +60,7 @@ use super::ordering::LmOrdering;
 use super::{LmShape, LmWeights, SchedLm, TASK_FEATS};
 use crate::card::{DataCard, ModelCard, KIND_SCHED_LM};
 use crate::dataset::{cut_windows, free_ranges, Splits};
+use crate::progress::{NoProgress, Progress};
 use crate::LearnError;
 
 /// Everything that defines a training run (saved in the card).
@@ -79,8 +89,11 @@ pub struct TrainConfig {
     pub max_windows: usize,
     /// Every n-th window goes to validation.
     pub val_every: usize,
-    /// Teacher orderings (each run with EASY backfilling).
+    /// Teacher orderings (each run in `mode`).
     pub teachers: Vec<String>,
+    /// The mode the model is trained for (`easy`, `greedy` or `strict`): teacher
+    /// rollouts, the policy-gradient phase and the choice of kept weights use it.
+    pub mode: String,
     /// Also imitate the best teacher without backfilling (strict mode), so one
     /// model serves both (the cluster token carries the mode flag).
     pub strict_too: bool,
@@ -128,6 +141,7 @@ impl Default for TrainConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            mode: "easy".into(),
             strict_too: true,
             prefix_k: 4,
             epochs: 6,
@@ -177,6 +191,8 @@ struct TeacherRecorder<O: Ordering + Clone> {
     free: Vec<llmchain_core::Resources>,
     k: usize,
     max_queue: usize,
+    /// Greedy mode: Y* is the sequence of tasks the teacher actually started.
+    greedy: bool,
     out: Vec<Sample>,
 }
 
@@ -185,6 +201,35 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
         self.sched.name()
     }
     fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        if self.greedy {
+            let first = out.len();
+            self.sched.decide(snap, out);
+            if snap.waiting.len() >= 2 {
+                self.enc.encode(snap, self.max_queue, &mut self.encoded);
+                // Tokens are the first `n` waiting tasks (sorted by id), so a
+                // task's token index is its waiting index.
+                let prefix: Vec<u16> = out[first..]
+                    .iter()
+                    .filter_map(|d| {
+                        snap.waiting
+                            .binary_search_by_key(&d.task(), |t| t.id)
+                            .ok()
+                            .filter(|&i| i < self.encoded.n)
+                            .map(|i| i as u16)
+                    })
+                    .take(self.k)
+                    .collect();
+                if !prefix.is_empty() {
+                    self.out.push(Sample {
+                        n: self.encoded.n,
+                        task: self.encoded.task.clone(),
+                        cluster: self.encoded.cluster,
+                        prefix,
+                    });
+                }
+            }
+            return;
+        }
         if snap.waiting.len() >= 2 {
             self.enc.encode(snap, self.max_queue, &mut self.encoded);
             self.scorer.prepare(snap);
@@ -233,6 +278,7 @@ fn rollout_with<O: Ordering + Clone>(
         free: Vec::new(),
         k,
         max_queue: mq,
+        greedy: mode == Mode::Greedy,
         out: Vec::new(),
     };
     let r = llmchain_sim::run(w, &mut rec, &SimConfig::default())
@@ -295,12 +341,25 @@ pub fn teacher_rollout(
         "wfp3" => rollout_with(Wfp3Order, w, mode, k, max_queue),
         "unicep" => rollout_with(UnicepOrder, w, mode, k, max_queue),
         "fcfs" => rollout_with(FcfsOrder, w, mode, k, max_queue),
+        "packer" => rollout_with(PackerOrder, w, mode, k, max_queue),
+        "tetris" => rollout_with(TetrisOrder::default(), w, mode, k, max_queue),
         other => match ParamOrder::parse(other) {
             Some(o) => rollout_with(o, w, mode, k, max_queue),
+            None if other.starts_with("tetris:knob=") => {
+                match other["tetris:knob=".len()..].parse::<f64>() {
+                    Ok(knob) if (0.0..=1.0).contains(&knob) => {
+                        rollout_with(TetrisOrder { knob }, w, mode, k, max_queue)
+                    }
+                    _ => Err(LearnError::Config {
+                        field: "teachers",
+                        reason: format!("`{other}`: the knob must be a number in 0..=1"),
+                    }),
+                }
+            }
             None => Err(LearnError::Config {
                 field: "teachers",
                 reason: format!(
-                    "unknown teacher `{other}` (valid: sjf, f1, wfp3, unicep, fcfs, p:A:B)"
+                    "unknown teacher `{other}` (valid: sjf, f1, wfp3, unicep, fcfs, packer, tetris, tetris:knob=K, p:A:B)"
                 ),
             }),
         },
@@ -333,6 +392,18 @@ pub fn load_source(spec: &str, seed: u64) -> Result<Workload, LearnError> {
 /// Plan the splits of one source: evaluation windows of every eval seed are excluded.
 pub fn plan_splits(spec: &str, w: &Workload, cfg: &TrainConfig) -> Result<Splits, LearnError> {
     let mut test = Vec::new();
+    if !spec.starts_with("swf:") && cfg.eval_seeds.contains(&cfg.seed) {
+        // A generated source is drawn with the training seed; with an
+        // evaluation seed it would be the evaluated workload itself.
+        return Err(LearnError::Config {
+            field: "seed",
+            reason: format!(
+                "`{spec}` is generated with the training seed {}, which is also an \
+                 evaluation seed {:?}: pick a seed outside eval_seeds",
+                cfg.seed, cfg.eval_seeds
+            ),
+        });
+    }
     if spec.starts_with("swf:") && w.len() >= cfg.eval_length {
         for &s in &cfg.eval_seeds {
             let seqs = llmchain_sim::sample(w, cfg.eval_sequences, cfg.eval_length, s).map_err(
@@ -413,10 +484,10 @@ fn weights_of(model: &LmModel) -> Result<Arc<LmWeights>, LearnError> {
         })
 }
 
-fn mean_bsld(weights: &Arc<LmWeights>, ws: &[Workload]) -> Result<f64, LearnError> {
+fn mean_bsld(weights: &Arc<LmWeights>, ws: &[Workload], mode: Mode) -> Result<f64, LearnError> {
     let mut s = 0.0;
     for w in ws {
-        s += model_bsld(weights, w, Mode::Easy)?;
+        s += model_bsld(weights, w, mode)?;
     }
     Ok(s / ws.len().max(1) as f64)
 }
@@ -425,6 +496,18 @@ fn mean_bsld(weights: &Arc<LmWeights>, ws: &[Workload]) -> Result<f64, LearnErro
 /// `curve.csv` under `out_dir` when given. Paths in `sources` are relative to
 /// the current directory.
 pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Trained, LearnError> {
+    train_sched_lm_with(cfg, out_dir, &mut NoProgress)
+}
+
+/// [`train_sched_lm`], reporting to `progress` three phases: `teacher
+/// rollouts` (one step per training or validation window), `imitation` (one
+/// step per minibatch; the message carries epoch and mean loss) and `policy
+/// gradient` (one step per iteration; the message carries the mean reward).
+pub fn train_sched_lm_with(
+    cfg: &TrainConfig,
+    out_dir: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<Trained, LearnError> {
     let t0 = Instant::now();
     cfg.shape.validate()?;
     if cfg.sources.is_empty() {
@@ -445,16 +528,36 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
     }
     let k = cfg.prefix_k;
     let mq = cfg.shape.max_queue;
+    let primary = match Mode::parse(&cfg.mode) {
+        Some(m @ (Mode::Easy | Mode::Greedy | Mode::Strict)) => m,
+        _ => {
+            return Err(LearnError::Config {
+                field: "mode",
+                reason: format!("`{}` is not one of easy, greedy, strict", cfg.mode),
+            })
+        }
+    };
     let mut data = DataCard::default();
     data.notes.push(format!(
         "evaluation windows excluded: RLScheduler protocol, {} x {} jobs, seeds {:?}, margin {} jobs",
         cfg.eval_sequences, cfg.eval_length, cfg.eval_seeds, cfg.margin
     ));
     data.notes.push(format!(
-        "teacher Y*: per training window, the best (lowest mean bounded slowdown) of {:?} with EASY; \
-         Y* = its start prefix (started tasks, then the EASY head), at most {k} steps",
-        cfg.teachers
+        "teacher Y*: per training window, the best (lowest mean bounded slowdown) of {:?} in mode {primary}; \
+         Y* = its start prefix ({}), at most {k} steps",
+        cfg.teachers,
+        if primary == Mode::Greedy {
+            "the tasks it started, in order"
+        } else {
+            "started tasks, then the EASY head"
+        }
     ));
+    for spec in cfg.sources.iter().filter(|s| !s.starts_with("swf:")) {
+        data.notes.push(format!(
+            "`{spec}` is generated with seed {} (evaluation seeds {:?} are refused for generated sources)",
+            cfg.seed, cfg.eval_seeds
+        ));
+    }
     let mut train_samples: Vec<Sample> = Vec::new();
     let mut val_samples: Vec<Sample> = Vec::new();
     let mut train_windows: Vec<TrainWindow> = Vec::new();
@@ -462,23 +565,35 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
     let mut teacher_wins: std::collections::BTreeMap<String, usize> = Default::default();
     let mut val_teacher = Vec::new();
     let mut val_teacher_strict: Vec<f64> = Vec::new();
+    let mut loaded = Vec::new();
     for spec in &cfg.sources {
         let w = load_source(spec, cfg.seed)?;
         let splits = plan_splits(spec, &w, cfg)?;
+        loaded.push((spec, w, splits));
+    }
+    let total_windows: usize = loaded
+        .iter()
+        .map(|(_, _, s)| s.train.len() + s.validation.len())
+        .sum();
+    progress.phase("teacher rollouts", total_windows as u64);
+    let mut windows_done = 0u64;
+    for (spec, w, splits) in &loaded {
         debug_assert!(splits.disjoint());
         data.train.extend(splits.ranges(&splits.train));
         data.validation.extend(splits.ranges(&splits.validation));
         data.test.extend(splits.ranges(&splits.test));
         for (which, ranges) in [(0, &splits.train), (1, &splits.validation)] {
             for (i, &(s, e)) in ranges.iter().enumerate() {
+                windows_done += 1;
+                progress.step(windows_done, spec);
                 if cfg.max_samples > 0 && train_samples.len() >= cfg.max_samples && which == 0 {
-                    break;
+                    continue;
                 }
-                let win = llmchain_sim::sample::window(&w, i, s, e - s, cfg.seed);
-                let modes: &[Mode] = if cfg.strict_too {
-                    &[Mode::Easy, Mode::Strict]
+                let win = llmchain_sim::sample::window(w, i, s, e - s, cfg.seed);
+                let modes: &[Mode] = if cfg.strict_too && primary != Mode::Strict {
+                    &[primary, Mode::Strict]
                 } else {
-                    &[Mode::Easy]
+                    &[primary]
                 };
                 for &mode in modes {
                     let mut best: Option<(f64, String, Vec<Sample>)> = None;
@@ -494,7 +609,7 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                     if which == 0 {
                         *teacher_wins.entry(format!("{name}+{mode}")).or_default() += 1;
                         train_samples.extend(samples);
-                        if mode == Mode::Easy {
+                        if mode == primary {
                             train_windows.push(TrainWindow {
                                 workload: win.clone(),
                                 teacher_bsld: b,
@@ -502,7 +617,7 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                         }
                     } else {
                         val_samples.extend(samples);
-                        if mode == Mode::Easy {
+                        if mode == primary {
                             val_teacher.push(b);
                             val_windows.push(win.clone());
                         } else {
@@ -513,6 +628,11 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
             }
         }
     }
+    progress.finish(&format!(
+        "{} training and {} validation decision points",
+        train_samples.len(),
+        val_samples.len()
+    ));
     if cfg.max_samples > 0 {
         train_samples.truncate(cfg.max_samples);
         val_samples.truncate(cfg.max_samples.div_ceil(4));
@@ -559,6 +679,9 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         )?,
         val: initial_val,
     });
+    let batches = order.len().div_ceil(cfg.batch);
+    progress.phase("imitation", (cfg.epochs * batches) as u64);
+    let mut batches_done = 0u64;
     for epoch in 1..=cfg.epochs {
         order.shuffle(&mut rng);
         let (mut tot, mut steps) = (0.0f64, 0usize);
@@ -581,6 +704,15 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
                 .map_err(LearnError::candle("loss value"))? as f64
                 * nsteps as f64;
             steps += nsteps;
+            batches_done += 1;
+            progress.step(
+                batches_done,
+                &format!(
+                    "epoch {epoch}/{} loss {:.4}",
+                    cfg.epochs,
+                    tot / steps.max(1) as f64
+                ),
+            );
         }
         let val = mean_nll(&model, &val_samples, k, 256)?;
         tracing::info!(epoch, train = tot / steps as f64, val, "imitation");
@@ -591,12 +723,17 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
             val,
         });
     }
+    progress.finish(&format!(
+        "validation NLL {:.4}",
+        curve.last().map_or(0.0, |c| c.val)
+    ));
     let after_imitation = model.weight_map()?;
     let w_imit = weights_of(&model)?;
-    let val_bsld_imit = mean_bsld(&w_imit, &val_windows)?;
+    let val_bsld_imit = mean_bsld(&w_imit, &val_windows, primary)?;
 
     // Policy-gradient phase.
     let mut reward_sum = 0.0;
+    progress.phase("policy gradient", cfg.rl_iters as u64);
     for it in 1..=cfg.rl_iters {
         let tw = &train_windows[rng.gen_range(0..train_windows.len())];
         let weights = weights_of(&model)?;
@@ -604,10 +741,11 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         for _ in 0..cfg.rl_samples.max(2) {
             let rec: super::ordering::Recording = Arc::new(Mutex::new(Vec::new()));
             let o = LmOrdering::new("lm", weights.clone())
-                .backfill(true)
+                .backfill(primary != Mode::Strict)
                 .sampling(rng.gen())
-                .recording(rec.clone(), k);
-            let mut p = Scheduler::new(o, Mode::Easy);
+                .recording(rec.clone(), k)
+                .greedy_prefix(primary == Mode::Greedy);
+            let mut p = Scheduler::new(o, primary);
             let r = llmchain_sim::run(&tw.workload, &mut p, &SimConfig::default())
                 .map_err(LearnError::sim("policy-gradient rollout"))?;
             let g = (tw.teacher_bsld / r.metrics.bounded_slowdown.mean.max(1.0)).min(2.0);
@@ -664,6 +802,10 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         opt.backward_step(&total)
             .map_err(LearnError::candle("policy-gradient step"))?;
         tracing::info!(it, reward = gbar, "policy gradient");
+        progress.step(
+            it as u64,
+            &format!("reward {gbar:.3} (mean {:.3})", reward_sum / it as f64),
+        );
         curve.push(CurvePoint {
             phase: "rl".into(),
             step: it,
@@ -671,9 +813,10 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
             val: gbar,
         });
     }
+    progress.finish("");
     let w_rl = weights_of(&model)?;
     let val_bsld_rl = if cfg.rl_iters > 0 {
-        mean_bsld(&w_rl, &val_windows)?
+        mean_bsld(&w_rl, &val_windows, primary)?
     } else {
         f64::INFINITY
     };
@@ -695,16 +838,16 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
             .map(|c| c.val)
             .unwrap_or(0.0),
     );
-    metrics.insert("val_bsld_easy_after_imitation".into(), val_bsld_imit);
+    metrics.insert(format!("val_bsld_{primary}_after_imitation"), val_bsld_imit);
     if cfg.rl_iters > 0 {
-        metrics.insert("val_bsld_easy_after_rl".into(), val_bsld_rl);
+        metrics.insert(format!("val_bsld_{primary}_after_rl"), val_bsld_rl);
         metrics.insert("rl_mean_reward".into(), reward_sum / cfg.rl_iters as f64);
     }
     metrics.insert(
-        "val_bsld_easy_best_teacher".into(),
+        format!("val_bsld_{primary}_best_teacher"),
         val_teacher.iter().sum::<f64>() / val_teacher.len().max(1) as f64,
     );
-    if cfg.strict_too {
+    if cfg.strict_too && primary != Mode::Strict {
         let kept_w = Arc::new(LmWeights::from_map(cfg.shape.clone(), &final_map).map_err(
             |reason| LearnError::Config {
                 field: "shape",
@@ -725,7 +868,7 @@ pub fn train_sched_lm(cfg: &TrainConfig, out_dir: Option<&Path>) -> Result<Train
         );
     }
     data.notes.push(format!(
-        "kept weights: after {kept} (lower validation bounded slowdown with EASY)"
+        "kept weights: after {kept} (lower validation bounded slowdown in mode {primary})"
     ));
     let card = ModelCard {
         name: cfg.name.clone(),

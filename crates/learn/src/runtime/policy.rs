@@ -9,6 +9,17 @@
 //! again as it has run, capped by its requested end), then delegates.
 //! User histories grow online from [`Policy::feedback`], so predictions use
 //! only what had ended before the task was first seen.
+//!
+//! # Without the trace's job list ([`PredictedEstimates::from_snapshots`])
+//! A driver that only has snapshots (the simulator through a policy spec,
+//! the daemon) lets the wrapper build each task's [`JobRecord`] when it is
+//! first seen waiting. The predictor then sees: requested time (the
+//! snapshot's estimate), processors (CPU millicores / 1000), user, and the
+//! submit hour and weekday of the *driver's clock* (simulator windows start
+//! at time 0, so these are not the trace's wall-clock hour); group,
+//! executable, queue and requested memory are unknown (`-1`), because
+//! `Snapshot`/`TaskSpec` do not carry them. User histories start empty and
+//! grow from feedback.
 
 use std::collections::HashMap;
 
@@ -49,6 +60,9 @@ pub struct PredictedEstimates<P: Policy> {
     jobs: Vec<JobRecord>,
     hist: UserHistory,
     cache: HashMap<TaskId, Dur>,
+    /// Records built from snapshots for tasks beyond `jobs` (see [`Self::from_snapshots`]).
+    seen: HashMap<TaskId, JobRecord>,
+    from_snapshots: bool,
     waiting: Vec<WaitingTask>,
     running: Vec<RunningTask>,
 }
@@ -70,9 +84,30 @@ impl<P: Policy> PredictedEstimates<P> {
             jobs,
             hist: history,
             cache: HashMap::new(),
+            seen: HashMap::new(),
+            from_snapshots: false,
             waiting: Vec::new(),
             running: Vec::new(),
         }
+    }
+
+    /// Wrap `inner` for a driver that has no job list: each task's record is
+    /// built from the snapshot when it is first seen waiting (see the
+    /// [module docs](self) for what the predictor then sees), and user
+    /// histories start empty.
+    pub fn from_snapshots(inner: P, source: EstimateSource) -> Self {
+        let mut p = Self::new(inner, source, Vec::new(), UserHistory::default());
+        p.from_snapshots = true;
+        p
+    }
+
+    /// The wrapped policy.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    fn record(&self, id: TaskId) -> Option<&JobRecord> {
+        self.jobs.get(id.0 as usize).or_else(|| self.seen.get(&id))
     }
 
     fn estimate(&mut self, id: TaskId, fallback: Option<Dur>) -> Option<Dur> {
@@ -82,7 +117,7 @@ impl<P: Policy> PredictedEstimates<P> {
         if let Some(d) = self.cache.get(&id) {
             return Some(*d);
         }
-        let j = self.jobs.get(id.0 as usize)?;
+        let j = self.record(id)?;
         let secs = match &self.source {
             EstimateSource::Request => unreachable!("handled above"),
             EstimateSource::Last2 => self
@@ -108,6 +143,12 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
         waiting.clear();
         running.clear();
         for t in snap.waiting {
+            if self.from_snapshots
+                && (t.id.0 as usize) >= self.jobs.len()
+                && !self.seen.contains_key(&t.id)
+            {
+                self.seen.insert(t.id, record_of(t));
+            }
             let mut t = t.clone();
             t.estimate = self.estimate(t.id, t.estimate);
             waiting.push(t);
@@ -139,15 +180,12 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
     }
 
     fn feedback(&mut self, o: &Outcome) {
-        if let Some(j) = self.jobs.get(o.task.0 as usize) {
-            self.hist.push(
-                j.user,
-                o.runtime().as_secs_f64(),
-                j.req_time as f64,
-                j.executable,
-            );
+        if let Some(j) = self.record(o.task) {
+            let (user, req, exe) = (j.user, j.req_time as f64, j.executable);
+            self.hist.push(user, o.runtime().as_secs_f64(), req, exe);
         }
         self.cache.remove(&o.task);
+        self.seen.remove(&o.task);
         self.inner.feedback(o);
     }
 
@@ -157,5 +195,22 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
 
     fn stats(&self) -> PolicyStats {
         self.inner.stats()
+    }
+}
+
+/// A task's record as far as a snapshot tells (see the [module docs](self)).
+fn record_of(t: &WaitingTask) -> JobRecord {
+    JobRecord {
+        job: t.id.0,
+        submit: (t.submit.0 / 1000) as i64,
+        wait: -1,
+        run: -1,
+        procs: (t.request.cpu_milli() / 1000).max(1) as i64,
+        req_time: t.estimate.map_or(-1, |d| (d.0 / 1000) as i64),
+        req_mem: -1,
+        user: i64::from(t.user),
+        group: -1,
+        executable: -1,
+        queue: -1,
     }
 }
