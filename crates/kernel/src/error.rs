@@ -18,7 +18,10 @@ pub enum KernelError {
         valid: String,
     },
     /// A policy spec inside the kernel spec (`fallback=`, `policy=`, `choices=`) is invalid.
-    #[error("bad policy `{spec}` in kernel spec ({what}): {source}")]
+    #[error(
+        "bad policy `{spec}` ({what}): {source}; also valid: {}",
+        crate::spec::MODEL_FORMS
+    )]
     Policy {
         /// The policy spec.
         spec: String,
@@ -27,6 +30,19 @@ pub enum KernelError {
         /// The policy crate's error.
         #[source]
         source: llmchain_policy::PolicyError,
+    },
+    /// A trained model named by a policy spec (`lm:NAME`, `SPEC+pred`,
+    /// `kernel:auto`) cannot be loaded or used.
+    #[error("policy `{spec}` ({what}): {reason}; valid forms: {valid}")]
+    Model {
+        /// The spec as given.
+        spec: String,
+        /// Which role it had (`policy`, `fallback`, `choices`).
+        what: &'static str,
+        /// What is wrong (names the file or model).
+        reason: String,
+        /// The valid forms, for the user.
+        valid: String,
     },
     /// A model file named by the spec does not exist.
     #[error("model file {path} not found: {hint}")]

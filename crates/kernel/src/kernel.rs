@@ -3,7 +3,8 @@
 //! the Slurm driver later).
 //!
 //! # Two timescales
-//! A fast policy (`fallback`, default `sjf+easy`) can make every decision in
+//! A fast policy (`fallback`, default the trained scheduling LM with EASY
+//! backfilling, `lm:sched-lm+easy`) can make every decision in
 //! microseconds. The slow backend (a language model, or any policy) is
 //! consulted at a decision point when every one of these holds: a backend is
 //! configured, some waiting task fits now, and either [`KernelConfig::every`]
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant, SystemTime};
 use llmchain_core::{
     Decision, Dur, NodeId, Outcome, Policy, PolicyStats, Rejection, Snapshot, TaskId, Validator,
 };
-use llmchain_policy::BuildCtx;
 
 use crate::audit::DecisionRecord;
 use crate::backend::{Backend, ProposalRequest, TextRequest};
@@ -59,7 +59,7 @@ pub struct KernelConfig {
     pub requery_change: f64,
     /// Longest wait for one model answer. Default 2 s.
     pub deadline: Duration,
-    /// Fast / fallback policy spec. Default `sjf+easy`.
+    /// Fast / fallback policy spec. Default [`crate::BUILTIN_POLICY`] (the trained scheduling LM + EASY).
     pub fallback: String,
     /// What the model's answer does. Default [`SlowMode::Order`].
     pub mode: SlowMode,
@@ -85,7 +85,7 @@ impl Default for KernelConfig {
             every: 1,
             requery_change: 0.5,
             deadline: Duration::from_secs(2),
-            fallback: "sjf+easy".into(),
+            fallback: crate::spec::BUILTIN_POLICY.into(),
             mode: SlowMode::Order,
             choices: ["fcfs+easy", "sjf+easy", "f1+easy", "tetris"]
                 .map(String::from)
@@ -151,11 +151,7 @@ fn build_policy(
     what: &'static str,
     seed: u64,
 ) -> Result<Box<dyn Policy + Send>, KernelError> {
-    llmchain_policy::build(spec, &BuildCtx { seed }).map_err(|source| KernelError::Policy {
-        spec: spec.into(),
-        what,
-        source,
-    })
+    crate::spec::build_plain(spec, what, seed)
 }
 
 impl Kernel {
@@ -282,6 +278,24 @@ impl Kernel {
     /// Latency of each model call so far, µs.
     pub fn model_latencies_us(&self) -> &[u64] {
         &self.model_latencies
+    }
+
+    /// With a predictor: its estimates into `preds` (one per waiting task) and
+    /// a copy of `snap` whose missing estimates are filled from them; `None`
+    /// without a predictor.
+    fn predicted(
+        &mut self,
+        snap: &Snapshot<'_>,
+        preds: &mut Vec<Option<Dur>>,
+    ) -> Option<OwnedSnapshot> {
+        let p = self.predictor.as_mut()?;
+        p.predict(snap, preds);
+        preds.resize(snap.waiting.len(), None);
+        let mut o = OwnedSnapshot::of(snap);
+        for (t, p) in o.waiting.iter_mut().zip(preds.iter()) {
+            t.estimate = t.estimate.or(*p);
+        }
+        Some(o)
     }
 
     fn should_consult(&self, snap: &Snapshot<'_>) -> bool {
@@ -490,16 +504,7 @@ impl Policy for Kernel {
 
         // Predict: fill missing estimates for the policies, show predictions to the model.
         let mut preds: Vec<Option<Dur>> = Vec::new();
-        let mut eff: Option<OwnedSnapshot> = None;
-        if let Some(p) = self.predictor.as_mut() {
-            p.predict(snap, &mut preds);
-            preds.resize(snap.waiting.len(), None);
-            let mut o = OwnedSnapshot::of(snap);
-            for (t, p) in o.waiting.iter_mut().zip(&preds) {
-                t.estimate = t.estimate.or(*p);
-            }
-            eff = Some(o);
-        }
+        let eff = self.predicted(snap, &mut preds);
         let view = eff.as_ref().map_or(*snap, |o| o.view());
 
         // Decide.
@@ -606,5 +611,133 @@ impl Policy for Kernel {
 
     fn stats(&self) -> PolicyStats {
         self.kernel_stats().policy
+    }
+
+    /// Order mode: the still-waiting entries of the model's current plan, then
+    /// the fast policy's order for the rest; choose mode: the chosen policy's
+    /// order. Uses the predictor's estimates as `decide` does.
+    fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+        let eff = self.predicted(snap, &mut Vec::new());
+        let view = eff.as_ref().map_or(*snap, |o| o.view());
+        let last_model = self
+            .audit
+            .iter()
+            .rev()
+            .find(|r| r.model.is_some() && !r.fallback);
+        if self.cfg.mode == SlowMode::Choose {
+            if let (Some(i), Some(r)) = (self.chosen, last_model) {
+                let how = self.choices[i].queue_order(&view, out)?;
+                return Some(format!(
+                    "`{}`, chosen by the model at decision point {}: {how}",
+                    self.cfg.choices[i], r.seq
+                ));
+            }
+            let how = self.fast.queue_order(&view, out)?;
+            return Some(format!(
+                "the fast policy `{}` (no current model choice): {how}",
+                self.fast.name()
+            ));
+        }
+        let plan: Vec<TaskId> = self
+            .plan
+            .iter()
+            .map(|p| p.0)
+            .filter(|id| view.waiting_task(*id).is_some())
+            .collect();
+        let mut rest = Vec::new();
+        let fast_how = self.fast.queue_order(&view, &mut rest);
+        if plan.is_empty() {
+            out.extend(rest);
+            return fast_how.map(|how| {
+                format!(
+                    "the fast policy `{}` (no current model plan): {how}",
+                    self.fast.name()
+                )
+            });
+        }
+        out.extend_from_slice(&plan);
+        let seq = last_model.map_or(0, |r| r.seq);
+        match fast_how {
+            Some(how) => {
+                out.extend(rest.into_iter().filter(|id| !plan.contains(id)));
+                Some(format!(
+                    "the model's plan from decision point {seq} first ({} task(s)), then the fast policy `{}`: {how}",
+                    plan.len(),
+                    self.fast.name()
+                ))
+            }
+            None => {
+                out.extend(
+                    view.waiting
+                        .iter()
+                        .map(|t| t.id)
+                        .filter(|id| !plan.contains(id)),
+                );
+                Some(format!(
+                    "the model's plan from decision point {seq} first ({} task(s)), then submission order",
+                    plan.len()
+                ))
+            }
+        }
+    }
+
+    /// The last model answer that placed or dropped `task` (with the model's
+    /// rationale), else how the last consultation ended.
+    fn remark(&self, task: TaskId) -> Option<String> {
+        let cut = |s: &str| -> String {
+            let mut t: String = s.chars().take(300).collect();
+            if t.len() < s.len() {
+                t.push_str("...");
+            }
+            t
+        };
+        if let Some(r) = self
+            .audit
+            .iter()
+            .rev()
+            .find(|r| r.model.is_some() && r.mentions(task))
+        {
+            let model = r.model.as_deref().unwrap_or("?");
+            let mut s = match r.plan.iter().position(|t| *t == task) {
+                Some(p) => format!(
+                    "model `{model}` at decision point {} put it at position {} of {} in its plan",
+                    r.seq,
+                    p + 1,
+                    r.plan.len()
+                ),
+                None => format!(
+                    "model `{model}` at decision point {} named it, but the entry was dropped",
+                    r.seq
+                ),
+            };
+            let dropped: Vec<String> = r
+                .dropped
+                .iter()
+                .filter(|d| d.task == Some(task.0))
+                .map(|d| d.reason.to_string())
+                .collect();
+            if !dropped.is_empty() {
+                s.push_str(&format!(" (dropped: {})", dropped.join("; ")));
+            }
+            if let Some(why) = &r.rationale {
+                s.push_str(&format!("; its rationale: {:?}", cut(why)));
+            }
+            return Some(s);
+        }
+        let last = self.audit.iter().rev().find(|r| r.model.is_some())?;
+        let model = last.model.as_deref().unwrap_or("?");
+        Some(if last.fallback {
+            format!(
+                "the last consultation of model `{model}` (decision point {}) failed ({}); the fast policy `{}` decides",
+                last.seq,
+                last.fallback_reason.as_deref().unwrap_or("no reason recorded"),
+                self.fast.name()
+            )
+        } else {
+            format!(
+                "model `{model}` did not mention it in its last answer (decision point {})",
+                last.seq
+            )
+        })
     }
 }

@@ -46,4 +46,7 @@ pub use explain::{
 pub use kernel::{Kernel, KernelConfig, KernelStats, SlowMode};
 pub use owned::OwnedSnapshot;
 pub use predict::Predictor;
-pub use spec::{build_kernel, build_policy, is_kernel_spec, BUILTIN_POLICY, VALID_FORMS};
+pub use spec::{
+    build_kernel, build_policy, describe_builtin, is_kernel_spec, BUILTIN_POLICY, MODEL_FORMS,
+    PRED_MODEL, VALID_FORMS,
+};

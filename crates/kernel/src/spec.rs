@@ -1,7 +1,9 @@
 //! Kernel specs: the strings `llmchain sim --policy kernel:...` accepts.
 //!
 //! ```text
-//! kernel                                   builtin backend (now: the sjf+easy policy)
+//! kernel                                   builtin backend: the trained scheduling LM
+//!                                          (embedded `sched-lm` + EASY backfilling)
+//! kernel:auto[,window=N]                   per-window policy selection (`models/auto-select`)
 //! kernel:policy=SPEC[,OPTS]                any policy as the decision backend
 //! kernel:gguf=PATH[,OPTS]                  in-process GGUF model (constrained decoding)
 //! kernel:smollm2[,q8][,OPTS]               the fetched SmolLM2-135M-Instruct (Q4_1, or Q8_0 with q8)
@@ -11,6 +13,16 @@
 //! ```
 //! Policy specs inside a kernel spec may carry at most one `:key=value`
 //! parameter (commas separate kernel options).
+//!
+//! Policy specs (everywhere a spec is taken, also as `fallback=` and `choices=`):
+//!
+//! ```text
+//! ORDERING[:k=v][+MODE]                    heuristics (`llmchain_policy::build`)
+//! lm:NAME[+MODE]                           a trained scheduling LM from the registry
+//!                                          (`models/NAME`; `sched-lm` also embedded)
+//! SPEC+pred                                SPEC seeing runtime estimates from the shipped
+//!                                          runtime predictor (`models/runtime-hpc2n`)
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,16 +34,46 @@ use crate::error::KernelError;
 use crate::kernel::{Kernel, KernelConfig, SlowMode};
 
 /// The valid forms, for error messages.
-pub const VALID_FORMS: &str = "`kernel`, `kernel:policy=SPEC`, `kernel:gguf=PATH`, `kernel:smollm2[,q8]`, \
+pub const VALID_FORMS: &str = "`kernel` (builtin: trained scheduling LM sched-lm + EASY), `kernel:auto[,window=N]`, \
+`kernel:policy=SPEC`, `kernel:gguf=PATH`, `kernel:smollm2[,q8]`, \
 `kernel:openai=URL,model=NAME[,key_env=VAR][,timeout=MS][,retries=N][,constrain=auto|schema|grammar|none]`; \
 options for all: every=K, deadline=MS, fallback=SPEC, mode=order|choose, choices=SPEC|SPEC|..., fill=on|off, \
-change=FRACTION, plan=N, max_tasks=N, max_tokens=N";
+change=FRACTION, plan=N, max_tasks=N, max_tokens=N; \
+policy SPECs: ORDERING[:k=v][+MODE] (heuristics), `lm:NAME[+MODE]` (trained scheduling LM from models/), \
+`SPEC+pred` (runtime estimates from the shipped predictor runtime-hpc2n)";
 
-/// The policy spec the builtin backend uses until a trained model replaces it.
-pub const BUILTIN_POLICY: &str = "sjf+easy";
+/// Policy forms beyond the heuristics, for error messages.
+pub const MODEL_FORMS: &str =
+    "`lm:NAME[+MODE]` (trained scheduling LM from models/, e.g. lm:sched-lm+easy), \
+`SPEC+pred` (runtime estimates from the shipped predictor, e.g. sjf+easy+pred), \
+and kernel specs (`kernel`, `kernel:auto[,window=N]`, `kernel:policy=SPEC`, `kernel:smollm2`, ...)";
+
+/// The policy spec of the builtin backend: the shipped scheduling LM with
+/// EASY backfilling ([`llmchain_learn::default_policy`], compiled in).
+pub const BUILTIN_POLICY: &str = "lm:sched-lm+easy";
+
+/// Registry name of the runtime predictor `SPEC+pred` uses.
+pub const PRED_MODEL: &str = "runtime-hpc2n";
+
+/// One line saying what the builtin kernel runs, for the CLI.
+pub fn describe_builtin() -> String {
+    match llmchain_learn::SchedLm::embedded() {
+        Ok(m) => format!(
+            "builtin kernel = trained scheduling LM `{}` (embedded copy of models/{}, {}) + EASY backfilling",
+            m.card.name,
+            m.card.name,
+            m.card
+                .git_commit
+                .as_deref()
+                .map_or("commit unknown".to_string(), |c| format!("trained at {}", &c[..c.len().min(12)]))
+        ),
+        Err(e) => format!("builtin kernel: the embedded scheduling LM does not load: {e}"),
+    }
+}
 
 enum BackendSpec {
     Builtin,
+    Auto,
     Policy(String),
     Gguf(PathBuf),
     SmolLm2 { q8: bool },
@@ -45,14 +87,59 @@ pub fn build_policy(spec: &str, seed: u64) -> Result<Box<dyn Policy + Send>, Ker
     if is_kernel_spec(spec) {
         Ok(Box::new(build_kernel(spec, seed)?))
     } else {
-        llmchain_policy::build(spec, &llmchain_policy::BuildCtx { seed }).map_err(|source| {
-            KernelError::Policy {
-                spec: spec.into(),
-                what: "policy",
-                source,
-            }
-        })
+        build_plain(spec, "policy", seed)
     }
+}
+
+/// Build a policy that is not a kernel: `SPEC+pred`, `lm:NAME[+MODE]`, or a
+/// heuristic. `what` names the role in errors (`policy`, `fallback`, `choices`).
+pub(crate) fn build_plain(
+    spec: &str,
+    what: &'static str,
+    seed: u64,
+) -> Result<Box<dyn Policy + Send>, KernelError> {
+    let trimmed = spec.trim();
+    let model_err = |reason: String| KernelError::Model {
+        spec: spec.into(),
+        what,
+        reason,
+        valid: VALID_FORMS.into(),
+    };
+    if let Some(inner) = strip_suffix_ci(trimmed, "+pred") {
+        let inner = build_policy(inner, seed)?;
+        let root = llmchain_learn::models_dir();
+        let pred = match llmchain_learn::load_by_name(&root, PRED_MODEL) {
+            Ok(llmchain_learn::LoadedModel::Runtime(p, _)) => p,
+            Ok(_) => {
+                return Err(model_err(format!(
+                    "`{PRED_MODEL}` is not a runtime predictor"
+                )))
+            }
+            Err(e) => return Err(model_err(format!("the runtime predictor: {e}"))),
+        };
+        return Ok(Box::new(
+            llmchain_learn::runtime::PredictedEstimates::from_snapshots(
+                inner,
+                llmchain_learn::runtime::EstimateSource::Model(Box::new(pred)),
+            ),
+        ));
+    }
+    if trimmed.len() > 3 && trimmed[..3].eq_ignore_ascii_case("lm:") {
+        return llmchain_learn::auto::build_model_policy(trimmed, &llmchain_learn::models_dir())
+            .map_err(|e| model_err(e.to_string()));
+    }
+    llmchain_policy::build(trimmed, &llmchain_policy::BuildCtx { seed }).map_err(|source| {
+        KernelError::Policy {
+            spec: spec.into(),
+            what,
+            source,
+        }
+    })
+}
+
+fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+    let n = s.len().checked_sub(suffix.len())?;
+    (n > 0 && s.is_char_boundary(n) && s[n..].eq_ignore_ascii_case(suffix)).then(|| &s[..n])
 }
 
 /// Whether `spec` names a kernel (`kernel` or `kernel:...`).
@@ -89,6 +176,7 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
     let mut timeout = None;
     let mut retries = None;
     let mut constrain = None;
+    let mut auto_window: Option<usize> = None;
     for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = match part.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim()),
@@ -100,6 +188,16 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
         };
         match (k.as_str(), v) {
             ("builtin", "") => backend = BackendSpec::Builtin,
+            ("auto", "") => backend = BackendSpec::Auto,
+            ("window", v) => {
+                let n = num(v)?;
+                if n == 0 || n > 1_000_000 {
+                    return Err(bad(format!(
+                        "`window={v}`: expected an integer in 1..=1000000"
+                    )));
+                }
+                auto_window = Some(n as usize);
+            }
             ("smollm2", "") => backend = BackendSpec::SmolLm2 { q8: false },
             ("q8", "") => q8 = true,
             ("policy", v) if !v.is_empty() => backend = BackendSpec::Policy(v.to_string()),
@@ -159,6 +257,9 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
             _ => return Err(bad("`q8` only goes with `smollm2`".into())),
         }
     }
+    if auto_window.is_some() && !matches!(backend, BackendSpec::Auto) {
+        return Err(bad("`window=N` only goes with `auto`".into()));
+    }
     let is_openai = matches!(backend, BackendSpec::OpenAi(_));
     if !is_openai
         && (openai_model.is_some()
@@ -172,10 +273,11 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
         ));
     }
     let backend: Box<dyn Backend> = match backend {
-        BackendSpec::Builtin | BackendSpec::Policy(_) => {
-            let pspec = match &backend {
-                BackendSpec::Policy(p) => p.clone(),
-                _ => BUILTIN_POLICY.to_string(),
+        BackendSpec::Builtin | BackendSpec::Policy(_) | BackendSpec::Auto => {
+            let (pspec, name) = match &backend {
+                BackendSpec::Policy(p) => (p.clone(), None),
+                BackendSpec::Auto => (BUILTIN_POLICY.to_string(), Some("kernel:auto")),
+                _ => (BUILTIN_POLICY.to_string(), Some("kernel")),
             };
             // A policy backend answers in microseconds: consult it at every point;
             // the fast policy is the same policy, so filling adds nothing.
@@ -183,19 +285,39 @@ pub fn build_kernel(spec: &str, seed: u64) -> Result<Kernel, KernelError> {
                 cfg.fallback = pspec.clone();
             }
             cfg.fill = fill.unwrap_or(false);
-            let p = llmchain_policy::build(&pspec, &llmchain_policy::BuildCtx { seed }).map_err(
-                |source| KernelError::Policy {
-                    spec: pspec.clone(),
-                    what: "policy",
-                    source,
-                },
-            )?;
-            let builtin = matches!(backend, BackendSpec::Builtin);
+            let p = match &backend {
+                // The builtin backend is the compiled-in model, whatever the registry holds.
+                BackendSpec::Builtin => {
+                    llmchain_learn::default_policy().map_err(|e| KernelError::Backend {
+                        backend: "builtin (embedded sched-lm)".into(),
+                        reason: e.to_string(),
+                    })?
+                }
+                BackendSpec::Auto => {
+                    let mut acfg = llmchain_learn::auto::AutoConfig::default();
+                    if let Some(n) = auto_window {
+                        acfg.window = n;
+                    }
+                    let root = llmchain_learn::models_dir();
+                    let p = llmchain_learn::auto::AutoPolicy::load_by_name(
+                        &root,
+                        llmchain_learn::auto::MODEL_NAME,
+                        acfg,
+                    )
+                    .map_err(|e| KernelError::Model {
+                        spec: spec.into(),
+                        what: "policy",
+                        reason: e.to_string(),
+                        valid: VALID_FORMS.into(),
+                    })?;
+                    Box::new(p)
+                }
+                _ => build_plain(&pspec, "policy", seed)?,
+            };
             let kernel = Kernel::new(cfg, Some(Box::new(PolicyBackend::new(p))))?;
-            return Ok(if builtin {
-                kernel.with_name("kernel")
-            } else {
-                kernel
+            return Ok(match name {
+                Some(n) => kernel.with_name(n),
+                None => kernel,
             });
         }
         BackendSpec::OpenAi(mut oc) => {

@@ -33,16 +33,25 @@ fn reasons(k: &Kernel) -> Vec<String> {
 
 #[test]
 fn builtin_kernel_matches_its_policy_exactly() {
+    assert_eq!(BUILTIN_POLICY, "lm:sched-lm+easy");
     for w in lublin(2, 64, 3).iter().chain([seed_example(1)].iter()) {
         let mut k = build_kernel("kernel", 0).unwrap();
         let a = run_checked(w, &mut k);
-        let mut p = llmchain_policy::build(BUILTIN_POLICY, &Default::default()).unwrap();
+        // The builtin backend is the trained scheduling LM compiled into learn.
+        let mut p = llmchain_learn::default_policy().unwrap();
+        assert_eq!(p.name(), BUILTIN_POLICY);
         let b = run_checked(w, &mut p);
         assert_eq!(
             a.tasks, b.tasks,
-            "kernel (builtin) and {BUILTIN_POLICY} differ on {}",
+            "kernel (builtin) and default_policy() differ on {}",
             w.meta.label
         );
+        // ... and it is not the old heuristic builtin on this workload.
+        if w.tasks.len() >= 64 {
+            let mut h = llmchain_policy::build("sjf+easy", &Default::default()).unwrap();
+            let c = run_checked(w, &mut h);
+            assert_ne!(a.tasks, c.tasks, "builtin kernel still behaves as sjf+easy");
+        }
         let s = k.stats();
         assert_eq!(s.fallbacks, 0);
         assert!(s.model_calls > 0 && s.latency_p99_us.is_some());
@@ -761,4 +770,132 @@ fn in_process_smollm2_short_simulation_applies_no_invalid_decision() {
         "smollm2 in process: {} calls, {} fallbacks, model latency p50 {:?} µs p99 {:?} µs",
         s.policy.model_calls, s.policy.fallbacks, s.model_latency_p50_us, s.model_latency_p99_us
     );
+}
+
+// ---------------------------------------------------------------- learn-backed specs
+
+/// Records the runtime estimates the wrapped policy saw, next to each task's request.
+struct SpyEstimates {
+    inner: Box<dyn Policy + Send>,
+    seen: std::collections::BTreeMap<TaskId, Option<Dur>>,
+}
+impl Policy for SpyEstimates {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        for t in snap.waiting {
+            self.seen.insert(t.id, t.estimate);
+        }
+        self.inner.decide(snap, out);
+    }
+    fn feedback(&mut self, o: &Outcome) {
+        self.inner.feedback(o)
+    }
+}
+
+/// A window of the HPC2N excerpt (a trace with user ids and requested times).
+fn hpc2n_window(start: usize, len: usize) -> llmchain_sim::Workload {
+    let path = root().join("data/traces/alea-hpc2n-excerpt.swf");
+    let spec = llmchain_sim::WorkloadSpec::parse(&format!("swf:{}", path.display())).unwrap();
+    let w = llmchain_sim::load(&spec, 0, false)
+        .unwrap_or_else(|e| panic!("loading {} (ships in data/traces/): {e}", path.display()));
+    llmchain_sim::sample::window(&w, 0, start, len, 0)
+}
+
+#[test]
+fn pred_spec_builds_runs_and_feeds_predicted_estimates() {
+    let w = hpc2n_window(2300, 300);
+    let mut p = build_policy("sjf+easy+pred", 0).unwrap();
+    assert_eq!(p.name(), "sjf+easy+pred");
+    let a = run_checked(&w, &mut p);
+    let mut h = build_policy("sjf+easy", 0).unwrap();
+    let b = run_checked(&w, &mut h);
+    assert_ne!(a.tasks, b.tasks, "+pred changed nothing on HPC2N");
+    // What the inner policy sees: predictions, never above the request, often below.
+    let pred = match llmchain_learn::load_by_name(&llmchain_learn::models_dir(), PRED_MODEL) {
+        Ok(llmchain_learn::LoadedModel::Runtime(p, _)) => p,
+        other => panic!(
+            "models/{PRED_MODEL} must ship with the repository: {:?}",
+            other.err()
+        ),
+    };
+    let spy = SpyEstimates {
+        inner: build_policy("sjf+easy", 0).unwrap(),
+        seen: Default::default(),
+    };
+    let mut wrapped = llmchain_learn::runtime::PredictedEstimates::from_snapshots(
+        spy,
+        llmchain_learn::runtime::EstimateSource::Model(Box::new(pred)),
+    );
+    run_checked(&w, &mut wrapped);
+    let seen = &wrapped.inner().seen;
+    assert_eq!(seen.len(), w.tasks.len(), "the inner policy saw every task");
+    let mut lower = 0;
+    for (id, est) in seen {
+        let req = w.tasks[id.0 as usize].estimate.unwrap();
+        let est = est.expect("a predicted estimate");
+        assert!(
+            est <= req && est.0 >= 1000,
+            "task {id}: {est:?} vs request {req:?}"
+        );
+        if est < req {
+            lower += 1;
+        }
+    }
+    assert!(
+        lower * 4 > w.tasks.len(),
+        "only {lower}/{} predictions below the request",
+        w.tasks.len()
+    );
+}
+
+#[test]
+fn lm_specs_build_from_the_registry_and_match_the_builtin() {
+    let w = &lublin(1, 128, 9)[0];
+    let mut a = build_policy("lm:sched-lm+easy", 0).unwrap();
+    let mut b = llmchain_learn::default_policy().unwrap();
+    assert_eq!(run_checked(w, &mut a).tasks, run_checked(w, &mut b).tasks);
+    // As the kernel's fallback and as a choice, too.
+    let k = build_kernel("kernel:policy=fcfs,fallback=lm:sched-lm+easy", 0).unwrap();
+    assert_eq!(k.config().fallback, "lm:sched-lm+easy");
+    let e = build_policy("lm:no-such-model", 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("no-such-model") && e.contains("sched-lm"), "{e}");
+}
+
+#[test]
+fn kernel_auto_builds_and_its_decisions_pass_the_validator() {
+    let w = &lublin(1, 256, 4)[0];
+    let mut k = build_kernel("kernel:auto,window=32", 0).unwrap_or_else(|e| {
+        panic!("kernel:auto needs models/auto-select (make it with `llmchain train auto`): {e}")
+    });
+    assert_eq!(k.name(), "kernel:auto");
+    run_checked(w, &mut k);
+    assert_eq!(k.kernel_stats().validator_rejected, 0);
+    assert_eq!(k.stats().fallbacks, 0);
+}
+
+#[test]
+fn bad_policy_specs_list_the_model_forms() {
+    for (s, needle) in [
+        ("nope", "unknown policy `nope`"),
+        ("nope+pred", "unknown policy `nope`"),
+        ("lm:sched-lm+sideways", "sideways"),
+    ] {
+        let e = build_policy(s, 0)
+            .err()
+            .unwrap_or_else(|| panic!("{s} built"))
+            .to_string();
+        assert!(e.contains(needle), "{s}: {e}");
+        assert!(e.contains("lm:NAME") && e.contains("+pred"), "{s}: {e}");
+        assert!(e.contains("kernel:auto"), "{s}: {e}");
+    }
+    let e = build_kernel("kernel:window=8", 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("only goes with `auto`"), "{e}");
 }

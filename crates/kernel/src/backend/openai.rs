@@ -301,6 +301,13 @@ impl TextBackend for OpenAi {
             }
             match self.attempt(&body, self.cfg.timeout.min(left)) {
                 Ok(p) => return Ok(p),
+                // The attempt was cut short by the kernel's deadline, not by the
+                // HTTP timeout: report the deadline.
+                Err(_) if left < self.cfg.timeout && Instant::now() >= req.deadline => {
+                    return Err(BackendError::Timeout {
+                        deadline_ms: req.deadline_ms,
+                    });
+                }
                 Err((e, retry)) => {
                     if !retry || attempt >= self.cfg.retries {
                         return Err(e);
