@@ -78,6 +78,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     policies::check_all(&specs, args.seed)?;
+    if specs.iter().any(|s| {
+        let s = s.trim().to_ascii_lowercase();
+        s == "kernel" || s.starts_with("kernel:builtin")
+    }) {
+        println!("kernel: {}", llmchain_kernel::describe_builtin());
+    }
     let w = seed_example::generate(args.seed)?;
 
     println!("LLMChain demo: the worked example (seed {})", args.seed);

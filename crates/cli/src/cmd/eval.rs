@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use llmchain_learn::eval::{eval, format_table, EvalConfig};
+use llmchain_learn::eval::{eval_with, format_table, EvalConfig};
 
 /// Arguments of `llmchain eval`.
 #[derive(clap::Args, Debug)]
@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub models: Option<PathBuf>,
 
-    /// Also write the report as JSON to FILE.
+    /// Also write the report as JSON to FILE (`-` for stdout); hides the progress bar.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
@@ -60,7 +60,11 @@ pub fn run(args: Args) -> Result<()> {
             .collect(),
     };
     let root = args.models.unwrap_or_else(llmchain_learn::models_dir);
-    let report = eval(&cfg, &root).context("evaluation")?;
+    // One bar step per (policy, window) run; hidden with --json or when
+    // stderr is not a terminal.
+    let mut bars = super::bars::Bars::new(args.json.is_some());
+    let report = eval_with(&cfg, &root, &mut bars).context("evaluation")?;
+    drop(bars);
     print!("{}", format_table(&report));
     if let Some(p) = args.json {
         super::write_output(&p, &serde_json::to_string_pretty(&report)?)?;

@@ -1,4 +1,6 @@
-//! `llmchain explain ID`: ask the node daemon why a task is pending (the
+//! `llmchain explain ID`: ask the node daemon why a task is pending — short
+//! resources, unmet dependencies, the tasks ahead of it in the order of the
+//! policy in use, and what the policy (a kernel's model) said about it (the
 //! simulator-side explanation of kernel decisions is a separate mode).
 
 use anyhow::Result;
@@ -38,10 +40,16 @@ pub fn run(args: Args) -> Result<()> {
             ""
         };
         println!(
-            "  ahead in the queue ({}): {}{more}",
+            "  ahead of it in the policy's order ({}): {}{more}",
             e.ahead_count,
             ids.join(", ")
         );
+    }
+    if !e.order.is_empty() {
+        println!("  order: {}", e.order);
+    }
+    if let Some(r) = &e.policy_remark {
+        println!("  the policy said: {r}");
     }
     if let Some(r) = &e.last_rejection {
         println!("  last refused proposal: {r}");

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+pub mod bars;
 pub mod cancel;
 pub mod daemon;
 pub mod demo;

@@ -133,6 +133,13 @@ pub fn run(args: Args) -> Result<()> {
     for note in &workload.meta.notes {
         eprintln!("note: {note}");
     }
+    for s in &specs {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "kernel" || s.starts_with("kernel:builtin") {
+            eprintln!("note: {}", llmchain_kernel::describe_builtin());
+            break;
+        }
+    }
     for (why, n) in &workload.meta.skipped {
         eprintln!("note: skipped {n} jobs: {why}");
     }
