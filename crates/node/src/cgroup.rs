@@ -169,10 +169,20 @@ impl Layout {
         }
     }
 
-    /// Our own directory in the unified hierarchy.
+    /// Our own directory in the unified hierarchy — or, when an executor earlier
+    /// in this process moved it into a `<parent>.daemon` leaf (see
+    /// [`setup_v2_parent`]), that leaf's parent, so later executors share the
+    /// delegated base instead of nesting under the leaf.
     pub fn v2_base(&self) -> Option<PathBuf> {
         let m = self.mounts.iter().find(|m| m.v2)?;
-        Some(own_dir(m, self.own.v2.as_deref().unwrap_or("/")))
+        let own = own_dir(m, self.own.v2.as_deref().unwrap_or("/"));
+        let moved = own
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(".daemon"));
+        match own.parent() {
+            Some(up) if moved && up.starts_with(&m.mount_point) => Some(up.to_path_buf()),
+            _ => Some(own),
+        }
     }
 
     /// Our own directory in the v1 hierarchy carrying `controller`.
@@ -216,10 +226,16 @@ pub(crate) const V2_WANTED: [&str; 3] = ["cpu", "memory", "pids"];
 /// task cgroups under it will have.
 ///
 /// When `base` holds processes (our own, in a delegated service cgroup or a
-/// container's namespaced root), enabling controllers fails with `EBUSY` ("no
-/// internal processes"); then this process moves itself into the leaf
+/// container's namespaced root), enabling controllers fails ("no internal
+/// processes": `EBUSY`, or `EOPNOTSUPP` when a threaded controller such as cpu is
+/// already enabled there); then this process moves itself into the leaf
 /// `base/<parent>.daemon` and retries. If other processes share `base`, that still
 /// fails, and the error says what to do.
+///
+/// All controllers are enabled in one write, which the kernel vets as a whole:
+/// one at a time, the threaded ones (cpu, pids) would be let through in a cgroup
+/// that holds processes, turning it into a thread root where the domain ones
+/// (memory) are then refused.
 pub(crate) fn setup_v2_parent(
     base: &Path,
     parent: &str,
@@ -232,16 +248,19 @@ pub(crate) fn setup_v2_parent(
         .copied()
         .filter(|c| avail.contains(c))
         .collect();
+    let line: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+    let line = line.join(" ");
     let enable = |dir: &Path| -> Result<(), io::Error> {
-        let path = dir.join("cgroup.subtree_control");
-        for c in &want {
-            fs::write(&path, format!("+{c}"))?;
+        if want.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        fs::write(dir.join("cgroup.subtree_control"), &line)
     };
+    let internal_processes =
+        |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EOPNOTSUPP));
     let ctl = base.join("cgroup.subtree_control");
     if let Err(e) = enable(base) {
-        if e.raw_os_error() != Some(libc::EBUSY) {
+        if !internal_processes(&e) {
             return Err(NodeError::io("enable controllers in", &ctl, e));
         }
         let leaf = base.join(format!("{parent}.daemon"));
@@ -253,7 +272,7 @@ pub(crate) fn setup_v2_parent(
         );
         write(&leaf.join("cgroup.procs"), "0")?;
         enable(base).map_err(|e| {
-            let detail = if e.raw_os_error() == Some(libc::EBUSY) {
+            let detail = if internal_processes(&e) {
                 format!(
                     "{} still holds other processes; run the daemon in a cgroup of its own with delegation \
                      (systemd: Delegate=yes) or move those processes out",
@@ -787,10 +806,9 @@ mod tests {
     }
 
     /// The v2 file-writing logic, checked against a temporary directory tree that mimics a
-    /// delegated cgroup2 subtree. Real v2 *enforcement* cannot be exercised on the CI/dev
-    /// machines: their cgroup2 mount (`/sys/fs/cgroup/unified`) has no cpu/memory controllers
-    /// because those are bound to the v1 hierarchies. The integration tests do run the v2
-    /// spawn/kill/accounting/cleanup path for real on that mount.
+    /// delegated cgroup2 subtree. Real v2 enforcement is tested by the node integration
+    /// suite in a cgroup-v2-only VM (`tests/vm`), since the dev and CI machines bind the
+    /// cpu/memory controllers to v1 hierarchies.
     #[test]
     fn v2_files_written_in_a_fake_tree() {
         let tmp = tempfile::tempdir().unwrap();
@@ -801,14 +819,14 @@ mod tests {
         fs::create_dir(base.join("llm")).unwrap();
         let (dir, _enabled) = setup_v2_parent(base, "llm").unwrap();
         assert_eq!(dir, base.join("llm"));
-        // Plain files keep only the last write; the kernel accumulates.
+        // One write enables them all (the kernel vets them together).
         assert_eq!(
             fs::read_to_string(base.join("cgroup.subtree_control")).unwrap(),
-            "+pids"
+            "+cpu +memory +pids"
         );
         assert_eq!(
             fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(),
-            "+pids"
+            "+cpu +memory +pids"
         );
         let mode = CgroupMode::V2 {
             root: dir.clone(),
