@@ -526,3 +526,55 @@ fn shipped_deeprm_model_loads_and_its_decisions_always_pass_the_validator() {
         );
     }
 }
+
+#[test]
+fn predicted_estimates_explain_in_the_order_they_decide() {
+    use llmchain_core::{
+        Dur, ExitStatus, NodeId, NodeState, Outcome, Resources, TaskId, Time, WaitingTask,
+    };
+    use llmchain_learn::runtime::{EstimateSource, PredictedEstimates};
+    let inner = llmchain_policy::build("sjf", &llmchain_policy::BuildCtx { seed: 1 }).unwrap();
+    let mut p = PredictedEstimates::from_snapshots(inner, EstimateSource::Last2);
+    let cap = Resources::cpus(4, 16);
+    let nodes = [NodeState {
+        id: NodeId(0),
+        capacity: cap,
+        free: Resources::cpus(0, 16),
+    }];
+    let task = |id: u64, user: u32, req_s: u64| WaitingTask {
+        id: TaskId(id),
+        submit: Time(0),
+        request: Resources::cpus(4, 1),
+        estimate: Some(Dur(req_s * 1000)),
+        user,
+        priority: 0,
+    };
+    // User 1 asks for 1000 s but ran 10 s twice; user 2 asks for 100 s and has no history.
+    let first = [task(0, 1, 1000), task(1, 1, 1000)];
+    let mut out = Vec::new();
+    p.decide(&Snapshot::new(Time(0), &nodes, &first, &[]), &mut out);
+    for t in &first {
+        p.feedback(&Outcome {
+            task: t.id,
+            node: NodeId(0),
+            user: t.user,
+            request: t.request,
+            estimate: t.estimate,
+            submit: Time(0),
+            start: Time(0),
+            end: Time(10_000),
+            status: ExitStatus::Completed,
+        });
+    }
+    let waiting = [task(2, 2, 100), task(3, 1, 1000)];
+    let snap = Snapshot::new(Time(20_000), &nodes, &waiting, &[]);
+    let mut order = Vec::new();
+    let label = p.queue_order(&snap, &mut order).expect("sjf keeps an order");
+    assert!(label.ends_with("on predicted runtimes"), "{label}");
+    // On requests SJF would put task 2 first; on last-two estimates task 3 (10 s) leads.
+    assert_eq!(order, [TaskId(3), TaskId(2)], "{label}");
+    let free = [NodeState { free: cap, ..nodes[0] }];
+    let mut out = Vec::new();
+    p.decide(&Snapshot::new(Time(20_000), &free, &waiting, &[]), &mut out);
+    assert_eq!(out.first().map(|d| d.task()), Some(TaskId(3)), "{out:?}");
+}

@@ -130,14 +130,14 @@ impl<P: Policy> PredictedEstimates<P> {
         self.cache.insert(id, d);
         Some(d)
     }
-}
 
-impl<P: Policy> Policy for PredictedEstimates<P> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+    /// Run `f` on the inner policy with `snap`'s tasks carrying predicted
+    /// estimates (waiting tasks) and predicted ends (running tasks).
+    fn with_predictions<R>(
+        &mut self,
+        snap: &Snapshot<'_>,
+        f: impl FnOnce(&mut P, &Snapshot<'_>) -> R,
+    ) -> R {
         let mut waiting = std::mem::take(&mut self.waiting);
         let mut running = std::mem::take(&mut self.running);
         waiting.clear();
@@ -174,9 +174,20 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
             running.push(r);
         }
         let view = Snapshot::new(now, snap.nodes, &waiting, &running);
-        self.inner.decide(&view, out);
+        let r = f(&mut self.inner, &view);
         self.waiting = waiting;
         self.running = running;
+        r
+    }
+}
+
+impl<P: Policy> Policy for PredictedEstimates<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        self.with_predictions(snap, |inner, view| inner.decide(view, out));
     }
 
     fn feedback(&mut self, o: &Outcome) {
@@ -195,6 +206,16 @@ impl<P: Policy> Policy for PredictedEstimates<P> {
 
     fn stats(&self) -> PolicyStats {
         self.inner.stats()
+    }
+
+    /// The inner policy's order over the same predicted estimates its decisions use.
+    fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+        let label = self.with_predictions(snap, |inner, view| inner.queue_order(view, out))?;
+        Some(format!("{label}, on predicted runtimes"))
+    }
+
+    fn remark(&self, task: TaskId) -> Option<String> {
+        self.inner.remark(task)
     }
 }
 
