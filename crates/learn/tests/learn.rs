@@ -569,11 +569,16 @@ fn predicted_estimates_explain_in_the_order_they_decide() {
     let waiting = [task(2, 2, 100), task(3, 1, 1000)];
     let snap = Snapshot::new(Time(20_000), &nodes, &waiting, &[]);
     let mut order = Vec::new();
-    let label = p.queue_order(&snap, &mut order).expect("sjf keeps an order");
+    let label = p
+        .queue_order(&snap, &mut order)
+        .expect("sjf keeps an order");
     assert!(label.ends_with("on predicted runtimes"), "{label}");
     // On requests SJF would put task 2 first; on last-two estimates task 3 (10 s) leads.
     assert_eq!(order, [TaskId(3), TaskId(2)], "{label}");
-    let free = [NodeState { free: cap, ..nodes[0] }];
+    let free = [NodeState {
+        free: cap,
+        ..nodes[0]
+    }];
     let mut out = Vec::new();
     p.decide(&Snapshot::new(Time(20_000), &free, &waiting, &[]), &mut out);
     assert_eq!(out.first().map(|d| d.task()), Some(TaskId(3)), "{out:?}");
