@@ -22,6 +22,9 @@
 //!                                          (`models/NAME`; `sched-lm` also embedded)
 //! SPEC+pred                                SPEC seeing runtime estimates from the shipped
 //!                                          runtime predictor (`models/runtime-hpc2n`)
+//! SPEC+commit, SPEC+commit-easy            RLScheduler's semantics over SPEC's queue order:
+//!                                          commit to its first task until it starts; -easy
+//!                                          backfills in FCFS order ([`llmchain_policy::Committed`])
 //! ```
 
 use std::path::PathBuf;
@@ -40,12 +43,14 @@ pub const VALID_FORMS: &str = "`kernel` (builtin: trained scheduling LM sched-lm
 options for all: every=K, deadline=MS, fallback=SPEC, mode=order|choose, choices=SPEC|SPEC|..., fill=on|off, \
 change=FRACTION, plan=N, max_tasks=N, max_tokens=N; \
 policy SPECs: ORDERING[:k=v][+MODE] (heuristics), `lm:NAME[+MODE]` (trained scheduling LM from models/), \
-`SPEC+pred` (runtime estimates from the shipped predictor runtime-hpc2n)";
+`SPEC+pred` (runtime estimates from the shipped predictor runtime-hpc2n), \
+`SPEC+commit` / `SPEC+commit-easy` (RLScheduler semantics over SPEC's order)";
 
 /// Policy forms beyond the heuristics, for error messages.
 pub const MODEL_FORMS: &str =
     "`lm:NAME[+MODE]` (trained scheduling LM from models/, e.g. lm:sched-lm+easy), \
 `SPEC+pred` (runtime estimates from the shipped predictor, e.g. sjf+easy+pred), \
+`SPEC+commit[-easy]` (RLScheduler semantics over SPEC's order, e.g. lm:sched-lm+commit-easy), \
 and kernel specs (`kernel`, `kernel:auto[,window=N]`, `kernel:policy=SPEC`, `kernel:smollm2`, ...)";
 
 /// The policy spec of the builtin backend: the shipped scheduling LM with
@@ -91,8 +96,9 @@ pub fn build_policy(spec: &str, seed: u64) -> Result<Box<dyn Policy + Send>, Ker
     }
 }
 
-/// Build a policy that is not a kernel: `SPEC+pred`, `lm:NAME[+MODE]`, or a
-/// heuristic. `what` names the role in errors (`policy`, `fallback`, `choices`).
+/// Build a policy that is not a kernel: `SPEC+commit[-easy]`, `SPEC+pred`,
+/// `lm:NAME[+MODE]`, or a heuristic. `what` names the role in errors (`policy`,
+/// `fallback`, `choices`).
 pub(crate) fn build_plain(
     spec: &str,
     what: &'static str,
@@ -105,6 +111,13 @@ pub(crate) fn build_plain(
         reason,
         valid: VALID_FORMS.into(),
     };
+    for (suffix, easy) in [("+commit-easy", true), ("+commit", false)] {
+        if let Some(inner) = strip_suffix_ci(trimmed, suffix) {
+            let inner = build_policy(inner, seed)?;
+            let p = llmchain_policy::Committed::new(inner, easy).map_err(model_err)?;
+            return Ok(Box::new(p));
+        }
+    }
     if let Some(inner) = strip_suffix_ci(trimmed, "+pred") {
         let inner = build_policy(inner, seed)?;
         let root = llmchain_learn::models_dir();
@@ -399,5 +412,20 @@ mod tests {
         assert!(e.contains("fallback") && e.contains("fcfs"), "{e}");
         assert!(build_policy("sjf+easy", 0).is_ok());
         assert!(build_policy("kernel:policy=sjf", 0).is_ok());
+    }
+
+    #[test]
+    fn commit_wraps_any_policy_with_an_order() {
+        for (s, name) in [
+            ("sjf+commit-easy", "sjf+commit-easy"),
+            ("SJF+COMMIT", "sjf+commit"),
+            ("lm:sched-lm+commit-easy", "lm:sched-lm+commit-easy"),
+            ("f1+pred+commit", "f1+pred+commit"),
+        ] {
+            let p = build_policy(s, 0).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(p.name(), name, "{s}");
+        }
+        let e = build_policy("nope+commit", 0).err().unwrap().to_string();
+        assert!(e.contains("nope") && e.contains("fcfs"), "{e}");
     }
 }

@@ -55,6 +55,7 @@
 //! O(q log q + d·(r + d)) with d ≤ [`CONS_DEPTH`] reservations. When no
 //! waiting task fits anywhere a decision is a single O(q) scan.
 
+mod commit;
 mod error;
 pub mod fcfs;
 mod mode;
@@ -62,6 +63,7 @@ pub mod order;
 mod profile;
 mod scheduler;
 
+pub use commit::Committed;
 pub use error::PolicyError;
 pub use fcfs::Fcfs;
 pub use mode::{Mode, CONS_DEPTH};
