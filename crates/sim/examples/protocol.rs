@@ -11,6 +11,11 @@
 //! it meanwhile backfills, in FCFS order, jobs that fit now and end (by their
 //! estimate) strictly before the committed job's earliest start. F1 there sees
 //! the trace's absolute submit times (the window's offset is added back).
+//!
+//! The library form of these semantics is `llmchain_policy::Committed`
+//! (`SPEC+commit[-easy]` in every `--policy`), which works over any policy's
+//! order; this example stays a separate, minimal re-implementation so each
+//! cross-checks the other (`rl:sjf+easy` = `sjf+commit-easy` on Lublin-1).
 
 use std::time::Instant;
 
