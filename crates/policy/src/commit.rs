@@ -1,33 +1,33 @@
-//! RLScheduler's start semantics around any policy's queue order, so results
-//! can be set beside the published RLScheduler tables (Zhang et al., SC'20).
-//!
-//! [`Committed`] asks the wrapped policy only for its order
-//! ([`Policy::queue_order`]); it never calls the inner `decide`. It then
-//! behaves like the RLScheduler simulator:
-//! * the first task of the order becomes the **committed** task; it starts as
-//!   soon as it fits, and nothing else overtakes it — not even tasks that
-//!   arrive later and rank higher — until it has started (this differs from
-//!   [`crate::Mode::Strict`], which re-ranks the queue at every decision);
-//! * with backfilling (`easy`), while the committed task waits, the other
-//!   waiting tasks are tried in **FCFS order** (submit time, then id) and start
-//!   if they fit now and end, by their estimate, strictly before the committed
-//!   task's reserved start (the *shadow time*). Unlike [`crate::Mode::Easy`]
-//!   there is no "extra resources" rule, and the backfill order is FCFS, not
-//!   the policy's.
-//!
-//! Placement is first-fit by node id. The shadow time is the earliest time
-//! the committed task fits on some node, from running tasks' expected ends
-//! (a running task without one, or past it, is assumed to end at
-//! `now + 1 ms`) and the starts planned in this decision. A task without an
-//! estimate is never backfilled. A task that fits no node's capacity is never
-//! committed to (it could block the queue for ever).
+//! [`Committed`]: RLScheduler's start semantics around any policy's queue order.
 
 use llmchain_core::{
     Decision, Dur, NodeId, Outcome, Policy, PolicyStats, Rejection, Resources, Snapshot, TaskId,
     Time,
 };
 
-/// See the [module docs](self).
+/// RLScheduler's start semantics around any policy's queue order, so results
+/// can be set beside the published RLScheduler tables (Zhang et al., SC'20).
+///
+/// [`Committed`] asks the wrapped policy only for its order
+/// ([`Policy::queue_order`]); it never calls the inner `decide`. It then
+/// behaves like the RLScheduler simulator:
+/// * the first task of the order becomes the **committed** task; it starts as
+///   soon as it fits, and nothing else overtakes it — not even tasks that
+///   arrive later and rank higher — until it has started (this differs from
+///   [`crate::Mode::Strict`], which re-ranks the queue at every decision);
+/// * with backfilling (`easy`), while the committed task waits, the other
+///   waiting tasks are tried in **FCFS order** (submit time, then id) and start
+///   if they fit now and end, by their estimate, strictly before the committed
+///   task's reserved start (the *shadow time*). Unlike [`crate::Mode::Easy`]
+///   there is no "extra resources" rule, and the backfill order is FCFS, not
+///   the policy's.
+///
+/// Placement is first-fit by node id. The shadow time is the earliest time
+/// the committed task fits on some node, from running tasks' expected ends
+/// (a running task without one, or past it, is assumed to end at
+/// `now + 1 ms`) and the starts planned in this decision. A task without an
+/// estimate is never backfilled. A task that fits no node's capacity is never
+/// committed to (it could block the queue for ever).
 pub struct Committed {
     inner: Box<dyn Policy + Send>,
     name: String,
