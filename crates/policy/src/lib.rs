@@ -48,12 +48,15 @@
 //!
 //! # Cost of one decision
 //! Scratch buffers live in the policy, so a decision does not allocate once
-//! they have grown. With `q` waiting and `r` running tasks and `k` starts:
-//! strict O(q·min(k+1, 16) + q log q only when k > 16); greedy and EASY
-//! O(q + r log r + c log c) where c is the number of tasks that fit now;
-//! greedy for Packer/Tetris/best-fit/DRF O(k·q·nodes); conservative
-//! O(q log q + d·(r + d)) with d ≤ [`CONS_DEPTH`] reservations. When no
-//! waiting task fits anywhere a decision is a single O(q) scan.
+//! they have grown. With `q` waiting and `r` running tasks, `k` starts and
+//! `c` tasks that fit now, every mode first makes one O(q) pass that scores
+//! the queue and sets the `c` fitting tasks apart (only they can start; see
+//! [`Scheduler`]); then strict costs O(c·min(k+1, 16) + c log c only when
+//! k > 16); greedy and EASY O(r log r + c log c); greedy for
+//! Packer/Tetris/best-fit/DRF O(k·q·nodes); conservative O(q log q +
+//! d·(r + d)) with d ≤ [`CONS_DEPTH`] reservations. FCFS skips scoring and,
+//! on a queue in submission order, all sorting. When no waiting task fits
+//! anywhere a decision is a single O(q) scan.
 
 mod commit;
 mod error;

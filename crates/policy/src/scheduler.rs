@@ -1,6 +1,21 @@
 //! [`Scheduler`]: any [`Ordering`] combined with any [`Mode`], as a
 //! [`Policy`]. Holds all per-decision scratch buffers so a decision does not
 //! allocate once the buffers have grown to the queue size.
+//!
+//! # How a decision walks the queue
+//! Free resources only shrink during a decision, so only the tasks that fit
+//! on some node at its start can start in it. One pass over the queue scores
+//! every task and splits it into those (the *fitting* tasks, usually few on a
+//! busy cluster) and the tasks that fit no node now but some node's capacity
+//! (the *blocked* ones); tasks larger than every node are skipped when they
+//! come up, as they never start and never block. The modes then work on the
+//! two lists: strict (and EASY's strict phase) takes the fitting tasks in
+//! priority order until one does not fit or the best blocked task comes
+//! first (the head);
+//! EASY backfills only from the fitting tasks after the head; greedy sorts
+//! only the fitting tasks; conservative backfilling sorts both lists
+//! together. That is the same as walking the whole queue in priority order,
+//! for the cost of one scan plus work on the fitting tasks.
 
 use std::cmp::Ordering as Cmp;
 
@@ -31,6 +46,17 @@ impl Key {
         let score = bits ^ ((((bits >> 63) as u64) >> 1) as i64);
         Key {
             score,
+            submit: t.submit,
+            id: t.id,
+            idx,
+        }
+    }
+
+    /// The key of `t` in submission order: every score equal, so keys
+    /// compare by submit time, then id (see [`Ordering::submit_order`]).
+    pub fn by_submit(t: &WaitingTask, idx: usize) -> Key {
+        Key {
+            score: 0,
             submit: t.submit,
             id: t.id,
             idx,
@@ -85,9 +111,34 @@ pub(crate) fn sort_keys<O: Ordering + ?Sized>(
     sort(keys);
 }
 
-/// How many tasks strict selection picks one by one (O(queue) each) before
-/// it sorts the rest of the queue instead.
+/// How many tasks strict selection picks one by one (O(fitting tasks) each)
+/// before it sorts the rest of the fitting tasks instead.
 const SELECT_LIMIT: usize = 16;
+
+/// Whether `t` fits in some node's free resources.
+#[inline]
+fn fits_somewhere(free: &[Resources], t: &WaitingTask) -> bool {
+    free.iter().any(|f| t.request.fits_in(f))
+}
+
+/// Index of the first task in `waiting` that fits in some node's `free`
+/// resources. Scans node by node, each scan stopping at the best index so far.
+fn first_fitting(free: &[Resources], waiting: &[WaitingTask]) -> Option<usize> {
+    let mut end = waiting.len();
+    for f in free {
+        if let Some(i) = waiting[..end].iter().position(|t| t.request.fits_in(f)) {
+            end = i;
+        }
+    }
+    (end < waiting.len()).then_some(end)
+}
+
+/// Lower `acc` to `r` in every dimension where `r` is smaller.
+fn min_each(acc: &mut Resources, r: &Resources) {
+    for (a, b) in acc.0.iter_mut().zip(r.0.iter()) {
+        *a = (*a).min(*b);
+    }
+}
 
 /// The node to put `t` on among those where it fits in `free` and `allowed`
 /// says yes: the ordering's preferred placement (lowest, ties to the lower
@@ -149,6 +200,29 @@ struct Reservation {
     extra: Resources,
 }
 
+/// Where [`Scheduler::next_blocked`] finds the blocked tasks of a decision.
+#[derive(Copy, Clone, Debug)]
+enum BlockedList {
+    /// Their keys are in `Scheduler::blocked`; the first `taken` are the ones
+    /// already handed out, in priority order, the rest in no order.
+    Listed { taken: usize },
+    /// Not listed: the queue is in priority order, so they are the tasks
+    /// from queue position `next` on that do not fit `Scheduler::free0`.
+    InQueue { next: usize },
+}
+
+/// Where a strict walk over the fitting tasks stopped.
+#[derive(Copy, Clone, Debug)]
+enum Stop {
+    /// Every fitting task was taken, or nothing more can start.
+    Done,
+    /// The fitting task at the walk's position does not fit any more (after
+    /// the starts before it) but could on an empty node: it is the head.
+    FittingHead,
+    /// This blocked task comes before the next fitting one: it is the head.
+    BlockedHead(Key),
+}
+
 /// Any [`Ordering`] run in any [`Mode`]: the policy type behind every spec
 /// except plain `fcfs` (which is [`crate::Fcfs`], the template).
 ///
@@ -174,11 +248,29 @@ pub struct Scheduler<O: Ordering> {
     decision_points: u64,
     // Scratch, reused across decisions.
     free: Vec<Resources>,
+    /// Keys of the waiting tasks that fit on some node at the start of the
+    /// decision: the only ones that can start in it.
     keys: Vec<Key>,
+    /// Keys of the waiting tasks that fit on no node at the start of the
+    /// decision but on some node's capacity: candidates for EASY's head and
+    /// for conservative reservations.
+    blocked: Vec<Key>,
+    /// Position in `blocked` of its highest-priority key, as found by
+    /// [`Scheduler::partition`]; taken by the first [`Scheduler::next_blocked`].
+    blocked_min: Option<usize>,
+    /// How the blocked tasks are found, and how many were handed out.
+    blocked_list: BlockedList,
+    /// Free resources at the start of the decision.
+    free0: Vec<Resources>,
+    /// Position in `keys` of its highest-priority key, as found by
+    /// [`Scheduler::partition`]; taken by the first [`Scheduler::select_min`].
+    keys_min: Option<usize>,
+    /// Greedy over a dynamic ordering: which waiting tasks it has started.
     started: Vec<bool>,
     planned: Vec<(usize, usize)>,
-    /// Component-wise minimum request over the waiting tasks: when no node's
-    /// free resources hold it, no further task can start in this decision.
+    /// Component-wise minimum request over the tasks that fit at the start of
+    /// the decision: when no node's free resources hold it, no further task
+    /// can start in this decision.
     min_req: Resources,
     /// Set once no node's free resources hold `min_req`.
     exhausted: bool,
@@ -207,6 +299,11 @@ impl<O: Ordering> Scheduler<O> {
             decision_points: 0,
             free: Vec::new(),
             keys: Vec::new(),
+            blocked: Vec::new(),
+            blocked_min: None,
+            blocked_list: BlockedList::Listed { taken: 0 },
+            free0: Vec::new(),
+            keys_min: None,
             started: Vec::new(),
             planned: Vec::new(),
             min_req: Resources::ZERO,
@@ -228,12 +325,115 @@ impl<O: Ordering> Scheduler<O> {
         &self.order
     }
 
+    /// Score the waiting tasks against the free resources and split them into
+    /// `keys` (fitting now) and `blocked`; `snap.waiting[first]` is the first
+    /// task that fits now. Sets `min_req` and resets the selection state.
+    /// Tasks larger than every node stay in `blocked`: they are skipped when
+    /// they come up (see [`Scheduler::next_blocked`]).
+    fn partition(&mut self, snap: &Snapshot<'_>, first: usize) {
+        self.free0.clone_from(&self.free);
+        let free = std::mem::take(&mut self.free);
+        // Monomorphic loops for the common cases: one node (free resources
+        // in registers) and submission order (no scores to compute).
+        let scored = |o: &O, i, t: &WaitingTask| {
+            Key::new(o.score(&PlanView { snap, free: &free }, i, t), t, i)
+        };
+        let by_submit = |_: &O, i, t: &WaitingTask| Key::by_submit(t, i);
+        let one = |t: &WaitingTask| t.request.fits_in(&free[0]);
+        let any = |t: &WaitingTask| fits_somewhere(&free, t);
+        match (free.len() == 1, self.order.submit_order()) {
+            (true, true) => self.partition_by::<true>(snap, first, one, by_submit),
+            (true, false) => self.partition_by::<false>(snap, first, one, scored),
+            (false, true) => self.partition_by::<true>(snap, first, any, by_submit),
+            (false, false) => self.partition_by::<false>(snap, first, any, scored),
+        }
+        self.free = free;
+    }
+
+    /// [`Scheduler::partition`] with `fits_now` telling whether a task fits
+    /// in some node's free resources and `key` giving a task's key.
+    /// `BY_SUBMIT`: the keys are in submission order, so when the queue is
+    /// in (submit time, id) order (checked here) the fitting keys come out
+    /// sorted and the blocked ones need not be listed (except for
+    /// conservative backfilling, which sorts them all); otherwise the
+    /// highest-priority key of each list is tracked.
+    fn partition_by<const BY_SUBMIT: bool>(
+        &mut self,
+        snap: &Snapshot<'_>,
+        first: usize,
+        fits_now: impl Fn(&WaitingTask) -> bool,
+        key: impl Fn(&O, usize, &WaitingTask) -> Key,
+    ) {
+        self.keys.clear();
+        self.blocked.clear();
+        self.blocked_min = None;
+        self.blocked_list = BlockedList::Listed { taken: 0 };
+        self.keys_min = None;
+        let lazy = BY_SUBMIT && self.mode != Mode::Cons;
+        let order = &self.order;
+        let mut in_order = true;
+        let mut prev: Option<(Time, TaskId)> = None;
+        let mut check_order = |t: &WaitingTask| {
+            if BY_SUBMIT {
+                in_order &= prev < Some((t.submit, t.id));
+                prev = Some((t.submit, t.id));
+            }
+        };
+        let mut best: Option<Key> = None;
+        let mut block = |key: Key| {
+            if !BY_SUBMIT && best.map_or(true, |b| key.cmp(&b) == Cmp::Less) {
+                best = Some(key);
+                self.blocked_min = Some(self.blocked.len());
+            }
+            self.blocked.push(key);
+        };
+        let (before, from_first) = snap.waiting.split_at(first);
+        for (idx, t) in before.iter().enumerate() {
+            check_order(t);
+            if !lazy {
+                block(key(order, idx, t));
+            }
+        }
+        let mut min_req = from_first[0].request;
+        let mut best_fit: Option<Key> = None;
+        for (idx, t) in from_first.iter().enumerate().map(|(i, t)| (first + i, t)) {
+            check_order(t);
+            let key = key(order, idx, t);
+            if fits_now(t) {
+                min_each(&mut min_req, &t.request);
+                if !BY_SUBMIT && best_fit.map_or(true, |b| key.cmp(&b) == Cmp::Less) {
+                    best_fit = Some(key);
+                    self.keys_min = Some(self.keys.len());
+                }
+                self.keys.push(key);
+            } else if !lazy {
+                block(key);
+            }
+        }
+        self.min_req = min_req;
+        self.sorted_from = self.keys.len();
+        self.selections = 0;
+        if BY_SUBMIT && in_order {
+            self.sorted_from = 0;
+            self.blocked_min = (!self.blocked.is_empty()).then_some(0);
+            if lazy {
+                self.blocked_list = BlockedList::InQueue { next: 0 };
+            }
+        } else if lazy {
+            // Not in queue order after all: list them.
+            for (idx, t) in snap.waiting.iter().enumerate() {
+                if !fits_now(t) {
+                    block(key(order, idx, t));
+                }
+            }
+        }
+    }
+
     /// Plan the start of `snap.waiting[idx]` on node `n` now.
     fn commit(&mut self, snap: &Snapshot<'_>, idx: usize, n: usize, out: &mut Vec<Decision>) {
         let t = &snap.waiting[idx];
         debug_assert!(t.request.fits_in(&self.free[n]));
         self.free[n] = self.free[n].saturating_sub(&t.request);
-        self.started[idx] = true;
         self.planned.push((idx, n));
         self.order.on_start(t, NodeId(n as u32));
         out.push(Decision::start(t.id, NodeId(n as u32)));
@@ -242,15 +442,19 @@ impl<O: Ordering> Scheduler<O> {
     }
 
     /// Make `keys[pos]` the highest-priority key of `keys[pos..]`, given
-    /// `keys[..pos]` holds the ones before it. Selection costs O(queue), so
+    /// `keys[..pos]` holds the ones before it. Selection costs O(keys), so
     /// after [`SELECT_LIMIT`] selections the rest is sorted once instead:
-    /// a decision that starts k tasks costs O(queue·min(k, SELECT_LIMIT) +
-    /// queue·log(queue) only when k is large).
+    /// a decision that starts k tasks out of c fitting ones costs
+    /// O(c·min(k, SELECT_LIMIT) + c·log(c) only when k is large).
     fn select_min(&mut self, pos: usize) {
         if pos >= self.sorted_from {
             return;
         }
         self.selections += 1;
+        if let Some(best) = self.keys_min.take().filter(|_| pos == 0) {
+            self.keys.swap(pos, best);
+            return;
+        }
         if self.selections > SELECT_LIMIT {
             sort(&mut self.keys[pos..]);
             self.sorted_from = pos;
@@ -265,14 +469,17 @@ impl<O: Ordering> Scheduler<O> {
         self.keys.swap(pos, best);
     }
 
-    /// Move the keys in `keys[from..]` whose task fits on some node now to
-    /// the front of that range and sort them; return the end of that run.
-    /// Only those can start in this decision (free resources only shrink).
-    fn sort_startable(&mut self, snap: &Snapshot<'_>, from: usize) -> usize {
+    /// Move the keys in `keys[from..]` whose task `may_start` to the front of
+    /// that range and sort them; return the end of that run.
+    fn sort_candidates(
+        &mut self,
+        snap: &Snapshot<'_>,
+        from: usize,
+        may_start: impl Fn(&WaitingTask) -> bool,
+    ) -> usize {
         let mut w = from;
         for r in from..self.keys.len() {
-            let t = &snap.waiting[self.keys[r].idx];
-            if self.free.iter().any(|f| t.request.fits_in(f)) {
+            if may_start(&snap.waiting[self.keys[r].idx]) {
                 self.keys.swap(w, r);
                 w += 1;
             }
@@ -281,36 +488,78 @@ impl<O: Ordering> Scheduler<O> {
         w
     }
 
-    /// Strict from key position `pos`: start in order while the next task
-    /// fits. Returns the position of the first task that does not fit now
-    /// but could on an empty node (or `keys.len()`); `keys[..=returned]` is
-    /// then in priority order.
-    fn strict_from(
+    /// The next blocked task in priority order (the first one at the first
+    /// call of a decision), skipping tasks no node could ever hold; `None`
+    /// when none is left.
+    fn next_blocked(&mut self, snap: &Snapshot<'_>) -> Option<Key> {
+        match self.blocked_list {
+            BlockedList::InQueue { next } => {
+                let found = snap.waiting[next..]
+                    .iter()
+                    .position(|t| !fits_somewhere(&self.free0, t) && can_ever_fit(snap, t));
+                let Some(idx) = found.map(|i| next + i) else {
+                    self.blocked_list = BlockedList::InQueue {
+                        next: snap.waiting.len(),
+                    };
+                    return None;
+                };
+                self.blocked_list = BlockedList::InQueue { next: idx + 1 };
+                Some(Key::by_submit(&snap.waiting[idx], idx))
+            }
+            BlockedList::Listed { taken } => loop {
+                let rest = self.blocked.get_mut(taken..)?;
+                let best = match self.blocked_min.take() {
+                    Some(b) if taken == 0 => b,
+                    _ => (0..rest.len()).min_by(|&a, &b| rest[a].cmp(&rest[b]))?,
+                };
+                rest.swap(0, best);
+                let key = rest[0];
+                if can_ever_fit(snap, &snap.waiting[key.idx]) {
+                    self.blocked_list = BlockedList::Listed { taken: taken + 1 };
+                    return Some(key);
+                }
+                // Larger than every node: it never starts and never blocks.
+                self.blocked.swap_remove(taken);
+            },
+        }
+    }
+
+    /// Strict from `keys[*pos]`: start the fitting tasks in priority order
+    /// while the next one fits, up to the blocked task `bound` (the first
+    /// blocked task in priority order not passed over yet), which cannot
+    /// start. On return `keys[..*pos]` are the tasks taken (started, or
+    /// skipped because no node could ever hold them), in priority order;
+    /// for [`Stop::FittingHead`] the head is `keys[*pos]`.
+    fn strict(
         &mut self,
         snap: &Snapshot<'_>,
-        mut pos: usize,
+        pos: &mut usize,
+        bound: Option<Key>,
         out: &mut Vec<Decision>,
-    ) -> usize {
-        while pos < self.keys.len() {
+    ) -> Stop {
+        while *pos < self.keys.len() {
             if self.exhausted {
-                return self.keys.len();
+                return Stop::Done;
             }
-            self.select_min(pos);
-            let idx = self.keys[pos].idx;
-            let t = &snap.waiting[idx];
+            self.select_min(*pos);
+            let k = self.keys[*pos];
+            if let Some(b) = bound.filter(|b| b.cmp(&k) == Cmp::Less) {
+                return Stop::BlockedHead(b);
+            }
+            let t = &snap.waiting[k.idx];
             if let Some(n) = place(&self.order, snap, &self.free, t, |_| true) {
-                self.commit(snap, idx, n, out);
+                self.commit(snap, k.idx, n, out);
             } else if can_ever_fit(snap, t) {
-                return pos;
+                return Stop::FittingHead;
             }
-            pos += 1;
+            *pos += 1;
         }
-        pos
+        bound.map_or(Stop::Done, Stop::BlockedHead)
     }
 
     fn greedy_static(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
-        let end = self.sort_startable(snap, 0);
-        for pos in 0..end {
+        sort(&mut self.keys);
+        for pos in 0..self.keys.len() {
             if self.exhausted {
                 return;
             }
@@ -325,6 +574,8 @@ impl<O: Ordering> Scheduler<O> {
     /// that fits somewhere, re-scoring after each start.
     /// Cost: O(starts · queue · nodes).
     fn greedy_dynamic(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        self.started.clear();
+        self.started.resize(snap.waiting.len(), false);
         while !self.exhausted {
             let mut best: Option<Key> = None;
             {
@@ -333,7 +584,7 @@ impl<O: Ordering> Scheduler<O> {
                     free: &self.free,
                 };
                 for (idx, t) in snap.waiting.iter().enumerate() {
-                    if self.started[idx] || !self.free.iter().any(|f| t.request.fits_in(f)) {
+                    if self.started[idx] || !fits_somewhere(&self.free, t) {
                         continue;
                     }
                     let k = Key::new(self.order.score(&view, idx, t), t, idx);
@@ -348,6 +599,7 @@ impl<O: Ordering> Scheduler<O> {
             })
             .expect("task was checked to fit on some node");
             self.commit(snap, b.idx, n, out);
+            self.started[b.idx] = true;
         }
     }
 
@@ -423,33 +675,62 @@ impl<O: Ordering> Scheduler<O> {
 
     /// EASY backfilling (see [`Mode::Easy`]).
     fn easy(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        // Strict until the head; `keys[..pos]` and the blocked tasks before
+        // `bound` are the tasks passed so far.
         let mut pos = 0;
-        let (head_pos, res) = loop {
-            pos = self.strict_from(snap, pos, out);
-            if pos >= self.keys.len() {
+        let mut bound = self.next_blocked(snap);
+        let (from, res) = loop {
+            let stop = self.strict(snap, &mut pos, bound, out);
+            let (head, from) = match stop {
+                Stop::Done => return,
+                Stop::FittingHead => (self.keys[pos], pos + 1),
+                Stop::BlockedHead(b) => (b, pos),
+            };
+            // Only the fitting tasks after the head can still start.
+            let free = &self.free;
+            if !self.keys[from..]
+                .iter()
+                .any(|k| fits_somewhere(free, &snap.waiting[k.idx]))
+            {
                 return;
             }
             self.collect_releases(snap);
-            let t = &snap.waiting[self.keys[pos].idx];
-            match self.reservation(snap, t) {
-                Some(r) => break (pos, r),
+            match self.reservation(snap, &snap.waiting[head.idx]) {
+                Some(r) => break (from, r),
                 // No reservation can be computed: it cannot block anyone.
-                None => pos += 1,
+                None => match stop {
+                    Stop::FittingHead => pos += 1,
+                    _ => bound = self.next_blocked(snap),
+                },
             }
         };
         let now = snap.now;
+        let ends_in_time = |t: &WaitingTask| t.estimate.is_some_and(|e| now + e <= res.shadow);
+        // Free resources and the extra only shrink from here on, so a task
+        // that cannot start now under the initial ones never will.
+        let free = std::mem::take(&mut self.free);
+        let may_start = |t: &WaitingTask| {
+            free.iter().enumerate().any(|(n, f)| {
+                t.request.fits_in(f)
+                    && (n != res.node || ends_in_time(t) || t.request.fits_in(&res.extra))
+            })
+        };
+        // Keys already in priority order (submission order) are walked as
+        // they are: the loop below skips what cannot start.
+        let end = if from >= self.sorted_from {
+            self.keys.len()
+        } else {
+            self.sort_candidates(snap, from, may_start)
+        };
+        self.free = free;
         let mut extra = res.extra;
-        let end = self.sort_startable(snap, head_pos + 1);
-        for pos in head_pos + 1..end {
+        for pos in from..end {
             if self.exhausted {
                 return;
             }
             let idx = self.keys[pos].idx;
-            if self.started[idx] {
-                continue;
-            }
             let t = &snap.waiting[idx];
-            let ends_in_time = t.estimate.is_some_and(|e| now + e <= res.shadow);
+            let ends_in_time = ends_in_time(t);
             let in_extra = t.request.fits_in(&extra);
             let allowed = |n: usize| n != res.node || ends_in_time || in_extra;
             if let Some(n) = place(&self.order, snap, &self.free, t, allowed) {
@@ -464,6 +745,13 @@ impl<O: Ordering> Scheduler<O> {
     /// Conservative backfilling (see [`Mode::Cons`]).
     fn cons(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
         let now = snap.now.0;
+        // Every task that could ever start, in priority order.
+        self.keys.extend(
+            self.blocked
+                .iter()
+                .filter(|k| can_ever_fit(snap, &snap.waiting[k.idx])),
+        );
+        sort(&mut self.keys);
         self.collect_releases(snap);
         self.profile.build(snap.now, &self.free, &self.releases);
         let mut reserved = 0usize;
@@ -475,9 +763,6 @@ impl<O: Ordering> Scheduler<O> {
             }
             let idx = self.keys[pos].idx;
             let t = &snap.waiting[idx];
-            if !can_ever_fit(snap, t) {
-                continue;
-            }
             let dur = dur_ms(t);
             if reserved >= CONS_DEPTH {
                 // Past the reservation depth: start now only if that fits now
@@ -531,41 +816,29 @@ impl<O: Ordering> Policy for Scheduler<O> {
         self.order.prepare(snap);
         self.free.clear();
         self.free.extend(snap.nodes.iter().map(|n| n.free));
-        self.started.clear();
-        self.started.resize(snap.waiting.len(), false);
         self.planned.clear();
-        // Fast path: every mode only ever starts tasks that fit now, so when
-        // none does there is nothing to order (common on a full cluster).
-        if !snap
-            .waiting
-            .iter()
-            .any(|t| self.free.iter().any(|f| t.request.fits_in(f)))
-        {
+        // Every mode only ever starts tasks that fit now, so when none does
+        // there is nothing to order (common on a full cluster).
+        let Some(first) = first_fitting(&self.free, snap.waiting) else {
             return;
-        }
-        let mut m = snap.waiting[0].request;
-        for t in &snap.waiting[1..] {
-            for d in 0..m.0.len() {
-                m.0[d] = m.0[d].min(t.request.0[d]);
-            }
-        }
-        self.min_req = m;
+        };
         self.exhausted = false;
         if self.mode == Mode::Greedy && self.order.dynamic() {
+            let mut m = snap.waiting[first].request;
+            for t in &snap.waiting[first + 1..] {
+                if fits_somewhere(&self.free, t) {
+                    min_each(&mut m, &t.request);
+                }
+            }
+            self.min_req = m;
             self.greedy_dynamic(snap, out);
             return;
         }
-        score_keys(&self.order, snap, &self.free, &mut self.keys);
-        self.sorted_from = self.keys.len();
-        self.selections = 0;
-        if self.mode == Mode::Cons {
-            // Conservative backfilling walks the whole order.
-            sort(&mut self.keys);
-            self.sorted_from = 0;
-        }
+        self.partition(snap, first);
         match self.mode {
             Mode::Strict => {
-                self.strict_from(snap, 0, out);
+                let bound = self.next_blocked(snap);
+                self.strict(snap, &mut 0, bound, out);
             }
             Mode::Greedy => self.greedy_static(snap, out),
             Mode::Easy => self.easy(snap, out),

@@ -289,6 +289,53 @@ proptest! {
         let b = decide(&mut Scheduler::new(llmchain_policy::order::FcfsOrder, Mode::Strict), &snap);
         prop_assert_eq!(a, b);
     }
+
+    /// FCFS's `submit_order` shortcut (no scores, the queue walked as it is)
+    /// decides exactly like scoring it, in every mode, on queues in and out
+    /// of submission order, over repeated decisions.
+    #[test]
+    fn submit_order_shortcut_matches_scoring(
+        scene in scene(),
+        scene2 in scene(),
+        reversed in any::<bool>(),
+    ) {
+        let mut scene2 = scene2;
+        if reversed {
+            // Submit times decreasing with id: not in submission order.
+            let n = scene2.waiting.len() as u64;
+            for t in &mut scene2.waiting {
+                t.submit = Time::from_secs(n - t.id.0);
+            }
+        }
+        for m in Mode::ALL {
+            let mut a = Scheduler::new(llmchain_policy::order::FcfsOrder, m);
+            let mut b = Scheduler::new(ScoredFcfs, m);
+            for s in [&scene, &scene2, &scene] {
+                let snap = s.snap();
+                prop_assert_eq!(decide(&mut a, &snap), decide(&mut b, &snap), "{}", m);
+            }
+        }
+    }
+}
+
+/// FCFS's score without the `submit_order` shortcut.
+struct ScoredFcfs;
+
+impl llmchain_policy::order::Ordering for ScoredFcfs {
+    fn spec(&self) -> String {
+        "scored-fcfs".into()
+    }
+    fn default_mode(&self) -> Mode {
+        Mode::Strict
+    }
+    fn score(
+        &self,
+        view: &llmchain_policy::order::PlanView<'_, '_>,
+        idx: usize,
+        t: &WaitingTask,
+    ) -> f64 {
+        llmchain_policy::order::FcfsOrder.score(view, idx, t)
+    }
 }
 
 /// Earliest time the head could start on some node, given the free resources

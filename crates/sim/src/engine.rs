@@ -68,50 +68,51 @@ const DONE: u8 = 3;
 const NOT_RUNNING: u32 = u32::MAX;
 
 /// Remove the tasks just started from the waiting list `wbuf[*head..]`,
-/// keeping it sorted, at cost O(k log L + min(distance from the front to the
-/// last removed task, distance from the first removed task to the back)):
-/// the cheaper side is compacted towards the other (removing a prefix, as FCFS
-/// does, only advances `head`). The dead prefix is dropped once it is at least
-/// half the buffer, so that costs O(1) amortised.
+/// keeping it sorted, at cost O(k log L + k² + min(distance from the front to
+/// the last removed task, distance from the first removed task to the back)):
+/// the cheaper side is moved over the removed tasks, segment by segment
+/// (removing a prefix, as FCFS does, only advances `head`). The dead prefix
+/// is dropped once it is at least half the buffer, so that costs O(1)
+/// amortised. `pos` is scratch space.
 fn remove_started(
     wbuf: &mut Vec<WaitingTask>,
     head: &mut usize,
     started: &[Decision],
-    state: &[u8],
+    pos: &mut Vec<usize>,
 ) {
-    let live = &wbuf[*head..];
-    let (mut first, mut last) = (usize::MAX, 0usize);
-    for d in started {
-        if let Ok(p) = live.binary_search_by_key(&d.task(), |w| w.id) {
-            first = first.min(p);
-            last = last.max(p);
-        }
-    }
-    if first == usize::MAX {
+    let h = *head;
+    let live = &wbuf[h..];
+    pos.clear();
+    pos.extend(started.iter().filter_map(|d| {
+        let p = live.binary_search_by_key(&d.task(), |w| w.id).ok()?;
+        Some(h + p)
+    }));
+    if pos.is_empty() {
         return;
     }
-    let waiting = |w: &WaitingTask| state[w.id.0 as usize] == WAITING;
-    let (h, len) = (*head, wbuf.len());
-    if last < len - h - first {
-        // Compact wbuf[h..=h+last] towards the back; removed tasks end up in front of the new head.
-        let mut dst = h + last + 1;
-        for src in (h..=h + last).rev() {
-            if waiting(&wbuf[src]) {
-                dst -= 1;
-                wbuf.swap(dst, src);
-            }
+    pos.sort_unstable();
+    pos.dedup();
+    let (k, len) = (pos.len(), wbuf.len());
+    if pos[k - 1] - h < len - pos[0] {
+        // Walking the removed tasks from the last one down, the gap they
+        // leave, `pos[i..]`, sits at `pos[i]..pos[i] + (k - i)`; rotating the
+        // segment in front of it past it moves the gap down to the next one.
+        // It ends at the head, which moves past it.
+        for i in (0..k).rev() {
+            let g = k - i;
+            let seg_start = if i == 0 { h } else { pos[i - 1] + 1 };
+            wbuf[seg_start..pos[i] + g].rotate_right(g);
         }
-        *head = dst;
+        *head = h + k;
     } else {
-        // Compact wbuf[h+first..] towards the front and cut the tail.
-        let mut dst = h + first;
-        for src in h + first..len {
-            if waiting(&wbuf[src]) {
-                wbuf.swap(dst, src);
-                dst += 1;
-            }
+        // The mirror image: the gap `pos[..=i]` sits just before
+        // `pos[i] + 1` and moves up behind each segment; it ends at the back.
+        for i in 0..k {
+            let g = i + 1;
+            let seg_end = if i + 1 < k { pos[i + 1] } else { len };
+            wbuf[pos[i] + 1 - g..seg_end].rotate_left(g);
         }
-        wbuf.truncate(dst);
+        wbuf.truncate(len - k);
     }
     if *head == wbuf.len() {
         wbuf.clear();
@@ -165,6 +166,7 @@ pub fn run<P: Policy + ?Sized>(
     let mut seq = 0u64;
     let mut next_arrival = 0usize;
     let mut proposals: Vec<Decision> = Vec::new();
+    let mut started_pos: Vec<usize> = Vec::new();
     let mut verdict = Verdict::default();
     let mut validator = Validator::new();
     let mut c = Counters::default();
@@ -271,7 +273,7 @@ pub fn run<P: Policy + ?Sized>(
                     c.decisions += 1;
                 }
                 if !verdict.accepted.is_empty() {
-                    remove_started(&mut wbuf, &mut head, &verdict.accepted, &state);
+                    remove_started(&mut wbuf, &mut head, &verdict.accepted, &mut started_pos);
                 }
             }
         }
@@ -386,7 +388,7 @@ mod tests {
                     }
                 }
                 model.retain(|id| state[*id as usize] == WAITING);
-                remove_started(&mut wbuf, &mut head, &started, &state);
+                remove_started(&mut wbuf, &mut head, &started, &mut Vec::new());
                 let live: Vec<u64> = wbuf[head..].iter().map(|w| w.id.0).collect();
                 prop_assert_eq!(&live, &model);
             }

@@ -20,6 +20,9 @@ impl Ordering for FcfsOrder {
     fn score(&self, _view: &PlanView<'_, '_>, _idx: usize, t: &WaitingTask) -> f64 {
         t.submit.as_secs_f64()
     }
+    fn submit_order(&self) -> bool {
+        true
+    }
 }
 
 /// Shortest job first, by **estimate** (never the hidden actual runtime):

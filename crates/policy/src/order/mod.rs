@@ -73,6 +73,15 @@ pub trait Ordering: Send {
     /// Score of the waiting task `snap.waiting[idx]` (== `t`); lower = sooner.
     fn score(&self, view: &PlanView<'_, '_>, idx: usize, t: &WaitingTask) -> f64;
 
+    /// True when [`Ordering::score`] is a non-decreasing function of the
+    /// submit time alone (FCFS). The priority order is then exactly
+    /// submission order (submit time, then id: equal scores fall to those
+    /// tie-breakers anyway), and [`crate::Scheduler`] orders by them without
+    /// computing scores.
+    fn submit_order(&self) -> bool {
+        false
+    }
+
     /// True when scores change as tasks are started within one decision
     /// (they depend on the planned free resources or on per-decision state
     /// updated by [`Ordering::on_start`]). In greedy mode such orderings are
