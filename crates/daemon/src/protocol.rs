@@ -408,7 +408,7 @@ pub struct NodeStats {
     pub capacity: Amount,
     /// Capacity minus the requests of running tasks.
     pub free: Amount,
-    /// How limits are enforced (`cgroup v2`, `cgroup v1`, `rlimit`).
+    /// How limits are enforced: `v2` or `v1` (cgroups), `none` (rlimits and CPU affinity).
     pub enforcement: String,
     /// Machine telemetry (CPU utilisation, load, memory, PSI) as the node crate reports it.
     pub telemetry: serde_json::Value,

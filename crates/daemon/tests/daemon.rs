@@ -1,5 +1,9 @@
 //! End-to-end tests of the node daemon: real processes, real cgroups, real
-//! SQLite, real sockets. Run as root on Linux (CI does).
+//! SQLite, real sockets. Run as root on Linux (CI does). The last test runs
+//! this suite again inside a VM whose only hierarchy is cgroup v2.
+
+#[path = "../../node/tests/vm/mod.rs"]
+mod vm;
 
 mod helper {
     //! Fixtures: in-process daemons on temp dirs, child-process daemons, waits with timeouts.
@@ -371,19 +375,18 @@ fn oom_task_is_reported_as_oom_while_others_keep_running() {
     let steady = c
         .submit(task(&["sh", "-c", "sleep 4; echo done"], 500, 64))
         .unwrap();
-    // 200 MiB written into a 32 MiB limit.
-    let hog = c
-        .submit(task(
-            &["python3", "-c", "x = b'a' * (200 << 20); print(len(x))"],
-            500,
-            32,
-        ))
-        .unwrap();
+    // `tail` keeps the current line in memory; /dev/zero has no newline: it grows
+    // until the 32 MiB limit stops it.
+    let hog = c.submit(task(&["tail", "/dev/zero"], 500, 32)).unwrap();
     let h = c.wait(hog, None).unwrap();
+    assert_eq!(h.exit, Some(ExitStatus::OomKilled), "memory hog: {h:?}");
+    // Enforced by the cgroup mode this machine offers (v1 on the host, v2 in the VM test).
+    let st = c.stats(false).unwrap();
     assert_eq!(
-        h.exit,
-        Some(ExitStatus::OomKilled),
-        "memory hog: {h:?} (python3 must be installed)"
+        st.node.enforcement,
+        vm::machine_cgroup_mode(),
+        "{:?}",
+        st.node
     );
     let s = c.status(steady).unwrap();
     assert_eq!(
@@ -1182,4 +1185,64 @@ fn pipelined_submits_share_commits_and_are_answered_in_order() {
         assert!(stored.contains(id), "task {id} answered but not stored");
     }
     c.cancel(blocker).unwrap();
+}
+
+/// The name of the test below, which the VM run skips (it would boot a VM in the VM).
+const VM_TEST: &str = "the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm";
+
+/// The daemon on a cgroup-v2-only machine (see `crates/node/tests/vm`): this whole
+/// test binary runs as root in a VM, once in the root cgroup and once alone in a
+/// systemd-style delegated service cgroup — OOM kills reported, crash recovery after
+/// `kill -9`, the state fixture, everything but the second-uid test, which needs
+/// user accounts the VM does not have (it runs on the host, above) and tests uids,
+/// not cgroups.
+#[test]
+fn the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm() {
+    let vm = vm::Vm::locate().unwrap_or_else(|e| panic!("{e}"));
+    let exe = std::env::current_exe().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/state-v1.sqlite"
+    );
+    let run = vm.run(
+        &exe,
+        &[
+            "--test-threads=1",
+            "--skip",
+            VM_TEST,
+            "--skip",
+            "another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task",
+        ],
+        &[
+            "/bin/sh",
+            "/usr/bin/tail",
+            "/usr/bin/sleep",
+            "/usr/bin/true",
+            "/usr/bin/kill",
+            daemond(),
+            fixture,
+        ],
+        Duration::from_secs(900),
+    );
+    let console = &run.console;
+    let show = || format!("--- VM console ---\n{console}\n--- end ---");
+    for t in [
+        "oom_task_is_reported_as_oom_while_others_keep_running",
+        "kill_9_of_the_daemon_then_restart_accounts_for_every_task",
+        "submit_wait_logs_cancel_end_to_end",
+    ] {
+        assert_eq!(
+            console.matches(&format!("test {t} ... ok")).count(),
+            2,
+            "{t} did not pass in both runs under cgroup v2\n{}",
+            show()
+        );
+    }
+    assert_eq!(
+        run.exits,
+        [("root".to_string(), 0), ("delegated".to_string(), 0)],
+        "the daemon suite failed under cgroup v2\n{}",
+        show()
+    );
+    eprintln!("{}", show());
 }

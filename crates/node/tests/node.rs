@@ -118,36 +118,6 @@ mod helper {
         }
     }
 
-    /// What `Executor::new` should detect on this machine, judged from the mounts.
-    pub fn expected_mode() -> &'static str {
-        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let v1 = |c: &str| {
-            mi.lines().any(|l| {
-                l.split_once(" - ").is_some_and(|(_, post)| {
-                    let p: Vec<&str> = post.split_whitespace().collect();
-                    p[0] == "cgroup" && p.get(2).is_some_and(|o| o.split(',').any(|x| x == c))
-                })
-            })
-        };
-        let v2_mount = mi.lines().find_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            (post.split_whitespace().next()? == "cgroup2")
-                .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
-        });
-        let v2_ctrls = v2_mount
-            .map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default())
-            .unwrap_or_default();
-        if v2_ctrls.split_whitespace().any(|c| c == "cpu")
-            && v2_ctrls.split_whitespace().any(|c| c == "memory")
-        {
-            "v2"
-        } else if v1("cpu") && v1("memory") {
-            "v1"
-        } else {
-            "none"
-        }
-    }
-
     /// The directories task cgroups are created in: the memory and cpu parents in v1,
     /// the one parent in v2, none without cgroups.
     pub fn task_parents(mode: &CgroupMode) -> Vec<PathBuf> {
@@ -177,7 +147,7 @@ const T: Duration = Duration::from_secs(60);
 #[test]
 fn detection_picks_the_machines_mode() {
     let e = executor("detect", None);
-    assert_eq!(e.mode().name(), expected_mode(), "{:?}", e.mode());
+    assert_eq!(e.mode().name(), vm::machine_cgroup_mode(), "{:?}", e.mode());
     if let CgroupMode::V1 { cpu, memory, .. } = e.mode() {
         assert!(cpu.is_dir() && memory.is_dir());
         assert!(cpu.ends_with(&e.config().cgroup_parent));

@@ -7,7 +7,7 @@
 //! every host) booting Debian's stock kernel with an initramfs built here: a
 //! static-or-dynamic busybox for the shell and tools, the payload binary, the
 //! extra host programs a test needs, and every shared library `ldd` lists for
-//! them. The init script mounts `/proc`, `/sys`, `/dev`, `/tmp` and cgroup2 at
+//! them. The init script brings up loopback, mounts `/proc`, `/sys`, `/dev`, `/tmp` and cgroup2 at
 //! `/sys/fs/cgroup`, prints what it sees, and runs the payload as root twice,
 //! printing its exit code after each run, then powers off:
 //! - `root`: in the root cgroup (a machine without systemd, or a container's
@@ -26,6 +26,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The cgroup mode an executor should detect on the machine running this code,
+/// judged from the mounts alone: `v2` when the cgroup2 mount offers the cpu and
+/// memory controllers, else `v1` when both have a v1 hierarchy, else `none`.
+pub fn machine_cgroup_mode() -> &'static str {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1 = |c: &str| {
+        mi.lines().any(|l| {
+            l.split_once(" - ").is_some_and(|(_, post)| {
+                let p: Vec<&str> = post.split_whitespace().collect();
+                p[0] == "cgroup" && p.get(2).is_some_and(|o| o.split(',').any(|x| x == c))
+            })
+        })
+    };
+    let v2_mount = mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2")
+            .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
+    });
+    let v2_ctrls = v2_mount
+        .map(|m| fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default())
+        .unwrap_or_default();
+    let has = |c: &str| v2_ctrls.split_whitespace().any(|x| x == c);
+    if has("cpu") && has("memory") {
+        "v2"
+    } else if v1("cpu") && v1("memory") {
+        "v1"
+    } else {
+        "none"
+    }
+}
 
 /// What a run printed on the VM's console and how the payload ended.
 pub struct VmRun {
@@ -197,6 +228,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+ip link set lo up
 mkdir -p /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "vm: kernel $(uname -r), $(nproc) cpus"
