@@ -7,7 +7,9 @@
 //! every host) booting Debian's stock kernel with an initramfs built here: a
 //! static-or-dynamic busybox for the shell and tools, the payload binary, the
 //! extra host programs a test needs, and every shared library `ldd` lists for
-//! them. The init script brings up loopback, mounts `/proc`, `/sys`, `/dev`, `/tmp` and cgroup2 at
+//! them (at their host paths, so `/tmp` is not mounted over: the initramfs root
+//! is already a writable tmpfs). The init script brings up loopback, mounts
+//! `/proc`, `/sys`, `/dev` and cgroup2 at
 //! `/sys/fs/cgroup`, prints what it sees, and runs the payload as root twice,
 //! printing its exit code after each run, then powers off:
 //! - `root`: in the root cgroup (a machine without systemd, or a container's
@@ -227,7 +229,6 @@ export PATH=/usr/local/bin:/usr/bin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
 ip link set lo up
 mkdir -p /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
