@@ -798,36 +798,11 @@ fn the_whole_suite_passes_under_real_cgroup_v2_in_a_vm() {
         ],
         Duration::from_secs(900),
     );
-    let console = &run.console;
-    let show = || format!("--- VM console ---\n{console}\n--- end ---");
-    assert!(
-        console.contains("vm: cgroup2 controllers:")
-            && console
-                .lines()
-                .find(|l| l.contains("vm: cgroup2 controllers:"))
-                .is_some_and(|l| l.contains(" cpu ") && l.contains(" memory ")),
-        "the VM has no cgroup2 cpu/memory controllers\n{}",
-        show()
-    );
-    for t in [
+    run.assert_both_runs_passed(&[
         "detection_picks_the_machines_mode",
         "oom_kill_is_reported_and_the_neighbour_completes",
         "cpu_quota_of_half_a_core_holds",
         "kill_takes_the_whole_tree_including_escapees",
         "forced_v2_mode_runs_accounts_kills_and_cleans_up",
-    ] {
-        assert_eq!(
-            console.matches(&format!("test {t} ... ok")).count(),
-            2,
-            "{t} did not pass in both runs under cgroup v2\n{}",
-            show()
-        );
-    }
-    assert_eq!(
-        run.exits,
-        [("root".to_string(), 0), ("delegated".to_string(), 0)],
-        "the suite failed under cgroup v2\n{}",
-        show()
-    );
-    eprintln!("{}", show());
+    ]);
 }

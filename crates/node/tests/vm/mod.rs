@@ -69,6 +69,39 @@ pub struct VmRun {
     pub exits: Vec<(String, i32)>,
 }
 
+impl VmRun {
+    /// Assert that the VM offered cgroup2 cpu and memory controllers, that every
+    /// test in `must_pass` passed in both runs (root and delegated) and that both
+    /// runs exited 0; failures show the whole console. Prints the console.
+    pub fn assert_both_runs_passed(&self, must_pass: &[&str]) {
+        let console = &self.console;
+        let show = || format!("--- VM console ---\n{console}\n--- end ---");
+        assert!(
+            console
+                .lines()
+                .find(|l| l.contains("vm: cgroup2 controllers:"))
+                .is_some_and(|l| l.contains(" cpu ") && l.contains(" memory ")),
+            "the VM has no cgroup2 cpu/memory controllers\n{}",
+            show()
+        );
+        for t in must_pass {
+            assert_eq!(
+                console.matches(&format!("test {t} ... ok")).count(),
+                2,
+                "{t} did not pass in both runs under cgroup v2\n{}",
+                show()
+            );
+        }
+        assert_eq!(
+            self.exits,
+            [("root".to_string(), 0), ("delegated".to_string(), 0)],
+            "the suite failed under cgroup v2\n{}",
+            show()
+        );
+        eprintln!("{}", show());
+    }
+}
+
 /// A located QEMU, kernel and busybox.
 pub struct Vm {
     qemu: PathBuf,
