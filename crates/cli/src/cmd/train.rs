@@ -49,6 +49,13 @@ fn read_config<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
 }
 
+/// The output directory (`--out`, else `models/<name>`), announced on stderr.
+fn announce_out(out: Option<PathBuf>, name: &str, seed: u64) -> PathBuf {
+    let out = out.unwrap_or_else(|| PathBuf::from("models").join(name));
+    eprintln!("training {name} (seed {seed}) into {} ...", out.display());
+    out
+}
+
 /// Run `llmchain train`.
 pub fn run(args: Args) -> Result<()> {
     match args.what.as_str() {
@@ -57,15 +64,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(s) = args.seed {
                 cfg.seed = s;
             }
-            let out = args
-                .out
-                .unwrap_or_else(|| PathBuf::from("models").join(&cfg.name));
-            eprintln!(
-                "training {} (seed {}) into {} ...",
-                cfg.name,
-                cfg.seed,
-                out.display()
-            );
+            let out = announce_out(args.out, &cfg.name, cfg.seed);
             let mut bars = super::bars::Bars::new(args.json);
             let t = train_sched_lm_with(&cfg, Some(&out), &mut bars)
                 .context("training the scheduling LM")?;
@@ -94,15 +93,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(s) = args.seed {
                 cfg.seed = s;
             }
-            let out = args
-                .out
-                .unwrap_or_else(|| PathBuf::from("models").join(&cfg.name));
-            eprintln!(
-                "training {} (seed {}) into {} ...",
-                cfg.name,
-                cfg.seed,
-                out.display()
-            );
+            let out = announce_out(args.out, &cfg.name, cfg.seed);
             let t = llmchain_learn::auto::train_auto(&cfg, Some(&out), &|m| eprintln!("  {m}"))
                 .context("training the policy selector")?;
             if let Some(e) = &t.eval {

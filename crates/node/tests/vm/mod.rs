@@ -158,20 +158,11 @@ impl Vm {
     pub fn run(&self, payload: &Path, args: &[&str], extra: &[&str], limit: Duration) -> VmRun {
         let work = tempfile::tempdir().unwrap();
         let mut img = Cpio::default();
-        img.file("bin/busybox", &self.busybox, 0o755);
-        for lib in shared_libs(&self.busybox) {
-            img.file(rel(&lib), &lib, 0o755);
-        }
-        img.file("payload/test", payload, 0o755);
-        for lib in shared_libs(payload) {
-            img.file(rel(&lib), &lib, 0o755);
-        }
+        img.program("bin/busybox", &self.busybox);
+        img.program("payload/test", payload);
         for prog in extra {
             let p = Path::new(prog);
-            img.file(rel(p), p, 0o755);
-            for lib in shared_libs(p) {
-                img.file(rel(&lib), &lib, 0o755);
-            }
+            img.program(rel(p), p);
         }
         for d in [
             "proc",
@@ -342,6 +333,15 @@ impl Cpio {
     fn file(&mut self, path: impl Into<String>, from: &Path, perm: u32) {
         let data = fs::read(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
         self.data(path, data, perm);
+    }
+
+    /// A program (or data file) at `path`, plus the shared libraries `ldd`
+    /// lists for it at their host paths.
+    fn program(&mut self, path: impl Into<String>, from: &Path) {
+        self.file(path, from, 0o755);
+        for lib in shared_libs(from) {
+            self.file(rel(&lib), &lib, 0o755);
+        }
     }
 
     fn finish(self) -> Vec<u8> {
