@@ -103,6 +103,18 @@ pub fn require_python(modules: &[&str]) {
     );
 }
 
+/// Serialises the tests that run a language model (a llama.cpp server or
+/// candle in process). Each wants every core: llama.cpp's worker threads spin
+/// at barriers, so two models at once on a 2-core machine slow each other
+/// down by an order of magnitude and turn their deadlines into flakes (a CI
+/// run saw a tiny model take 10 s per answer while SmolLM2 ran beside it).
+/// Hold the guard for the whole test.
+pub fn model_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A failed test poisons the lock; the next one must still run.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Write the tiny random-weight GGUF of tests/make_tiny_gguf.py into `dir`
 /// (llama.cpp-loadable; see the script's docstring).
 pub fn tiny_gguf(dir: &Path) -> PathBuf {
