@@ -24,7 +24,9 @@
 //!                                          runtime predictor (`models/runtime-hpc2n`)
 //! SPEC+commit, SPEC+commit-easy            RLScheduler's semantics over SPEC's queue order:
 //!                                          commit to its first task until it starts; -easy
-//!                                          backfills in FCFS order ([`llmchain_policy::Committed`])
+//!                                          backfills in FCFS order ([`llmchain_policy::Committed`]);
+//!                                          `lm:NAME+commit-easy` reads the LM as `lm:NAME+easy`
+//!                                          (its backfilling flag set), e.g. `lm:sched-lm-commit`
 //! ```
 
 use std::path::PathBuf;
@@ -113,8 +115,25 @@ pub(crate) fn build_plain(
     };
     for (suffix, easy) in [("+commit-easy", true), ("+commit", false)] {
         if let Some(inner) = strip_suffix_ci(trimmed, suffix) {
+            // A scheduling LM's cluster token says whether its order is used
+            // with backfilling: `lm:NAME+commit-easy` means `lm:NAME+easy`
+            // inside (only its order is read), `lm:NAME+commit` the strict one.
+            let with_flag;
+            let inner = if easy && is_lm_without_mode(inner) {
+                with_flag = format!("{inner}+easy");
+                with_flag.as_str()
+            } else {
+                inner
+            };
             let inner = build_policy(inner, seed)?;
-            let p = llmchain_policy::Committed::new(inner, easy).map_err(model_err)?;
+            let shown = match inner.name().strip_suffix("+easy") {
+                Some(lm) if is_lm_without_mode(lm) => Some(format!("{lm}{suffix}")),
+                _ => None,
+            };
+            let mut p = llmchain_policy::Committed::new(inner, easy).map_err(model_err)?;
+            if let Some(name) = shown {
+                p = p.named(name);
+            }
             return Ok(Box::new(p));
         }
     }
@@ -148,6 +167,11 @@ pub(crate) fn build_plain(
             source,
         }
     })
+}
+
+/// `lm:NAME` with no `+MODE`.
+fn is_lm_without_mode(spec: &str) -> bool {
+    spec.len() > 3 && spec[..3].eq_ignore_ascii_case("lm:") && !spec.contains('+')
 }
 
 fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -420,6 +444,7 @@ mod tests {
             ("sjf+commit-easy", "sjf+commit-easy"),
             ("SJF+COMMIT", "sjf+commit"),
             ("lm:sched-lm+commit-easy", "lm:sched-lm+commit-easy"),
+            ("lm:sched-lm-commit+commit", "lm:sched-lm-commit+commit"),
             ("f1+pred+commit", "f1+pred+commit"),
         ] {
             let p = build_policy(s, 0).unwrap_or_else(|e| panic!("{s}: {e}"));

@@ -872,6 +872,26 @@ fn lm_specs_build_from_the_registry_and_match_the_builtin() {
     let mut a = build_policy("lm:sched-lm+easy", 0).unwrap();
     let mut b = llmchain_learn::default_policy().unwrap();
     assert_eq!(run_checked(w, &mut a).tasks, run_checked(w, &mut b).tasks);
+    // Under RLScheduler's semantics with backfilling, an LM's order is asked
+    // with its backfilling flag set: `+commit-easy` = `+easy+commit-easy`.
+    let mut c = build_policy("lm:sched-lm-commit+commit-easy", 0).unwrap();
+    assert_eq!(c.name(), "lm:sched-lm-commit+commit-easy");
+    let mut d = build_policy("lm:sched-lm-commit+easy+commit-easy", 0).unwrap();
+    let mut e = build_policy("lm:sched-lm-commit+strict+commit-easy", 0).unwrap();
+    let long = &lublin(1, 1024, 9)[0];
+    let (rc, rd, re) = (
+        run_checked(long, &mut c),
+        run_checked(long, &mut d),
+        run_checked(long, &mut e),
+    );
+    assert!(
+        rc.tasks == rd.tasks,
+        "+commit-easy and +easy+commit-easy differ"
+    );
+    assert!(
+        rc.tasks != re.tasks,
+        "the backfilling flag changed no decision in 1024 tasks: is it read?"
+    );
     // As the kernel's fallback and as a choice, too.
     let k = build_kernel("kernel:policy=fcfs,fallback=lm:sched-lm+easy", 0).unwrap();
     assert_eq!(k.config().fallback, "lm:sched-lm+easy");

@@ -25,6 +25,6 @@ pub mod runtime;
 
 pub use card::{load_by_name, models_dir, LoadedModel, ModelCard};
 pub use error::LearnError;
-pub use lm::train::{train_sched_lm, train_sched_lm_with, TrainConfig};
+pub use lm::train::{train_sched_lm, train_sched_lm_with, TrainConfig, TrainMode};
 pub use lm::{default_policy, SchedLm};
 pub use progress::{NoProgress, Progress};

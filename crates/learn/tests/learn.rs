@@ -583,3 +583,121 @@ fn predicted_estimates_explain_in_the_order_they_decide() {
     p.decide(&Snapshot::new(Time(20_000), &free, &waiting, &[]), &mut out);
     assert_eq!(out.first().map(|d| d.task()), Some(TaskId(3)), "{out:?}");
 }
+
+#[test]
+fn commit_mode_training_with_dagger_runs_end_to_end() {
+    use llmchain_learn::TrainMode;
+    assert_eq!(
+        TrainMode::parse("Commit-Easy"),
+        Some(TrainMode::Commit { easy: true })
+    );
+    assert_eq!(TrainMode::parse("commit").unwrap().to_string(), "commit");
+    assert_eq!(TrainMode::parse("cons"), None);
+    let cfg = TrainConfig {
+        mode: "commit-easy".into(),
+        dagger_rounds: 1,
+        rl_iters: 1,
+        ..helper::tiny(6)
+    };
+    let mut rec = RecordProgress::default();
+    let t = train_sched_lm_with(&cfg, None, &mut rec).unwrap();
+    let names: Vec<&str> = rec.phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "teacher rollouts",
+            "imitation",
+            "DAgger round 1: model rollouts",
+            "DAgger round 1",
+            "policy gradient"
+        ]
+    );
+    for key in [
+        "val_bsld_commit-easy_after_imitation",
+        "val_bsld_commit-easy_after_dagger_1",
+        "val_bsld_commit-easy_best_teacher",
+        // strict_too: the same model without backfilling, RLScheduler's plain commit.
+        "val_bsld_commit",
+        "val_bsld_commit_best_teacher",
+    ] {
+        let v = t.card.metrics.get(key).copied();
+        assert!(v.is_some_and(|v| v >= 1.0), "{key}: {:?}", t.card.metrics);
+    }
+    assert!(
+        t.card.data.notes.iter().any(|n| n.contains("commits to")),
+        "{:?}",
+        t.card.data.notes
+    );
+    // DAgger added the states the model visited to the teachers' own.
+    let plain = train_sched_lm(
+        &TrainConfig {
+            dagger_rounds: 0,
+            ..cfg.clone()
+        },
+        None,
+    )
+    .unwrap();
+    assert!(
+        t.card.metrics["train_decision_points"] > plain.card.metrics["train_decision_points"],
+        "{} vs {}",
+        t.card.metrics["train_decision_points"],
+        plain.card.metrics["train_decision_points"]
+    );
+    let imit: Vec<_> = plain
+        .curve
+        .iter()
+        .filter(|c| c.phase == "imitation")
+        .collect();
+    assert!(
+        imit.last().unwrap().train_loss < imit[0].train_loss,
+        "{imit:?}"
+    );
+    // Under RLScheduler's semantics the model's decisions pass the validator.
+    for easy in [true, false] {
+        let inner = t
+            .model
+            .boxed_policy(if easy { Mode::Easy } else { Mode::Strict });
+        let mut p = Checked(llmchain_policy::Committed::new(inner, easy).unwrap(), 0);
+        schedule(&mut p);
+        assert!(p.1 > 0);
+    }
+}
+
+#[test]
+fn shipped_commit_model_loads_and_its_decisions_always_pass_the_validator() {
+    let m = match load_by_name(&models_dir(), "sched-lm-commit") {
+        Ok(LoadedModel::SchedLm(m)) => m,
+        Ok(_) => panic!("models/sched-lm-commit is not a scheduling LM"),
+        Err(e) => panic!(
+            "the shipped commit-semantics model is missing ({e}); train it with \
+             `cargo run --release -p llmchain-learn --example learn -- train models/sched-lm-commit/train.json models/sched-lm-commit`"
+        ),
+    };
+    let cfg: TrainConfig = serde_json::from_value(m.card.config.clone()).unwrap();
+    assert_eq!(cfg.mode, "commit-easy");
+    // Its training ranges avoid the evaluation windows it is compared on.
+    for spec in ["lublin_256.swf", "lublin_256_new2"] {
+        let src = format!("swf:{}", helper::trace(spec));
+        let w = load_source(&src, 0).unwrap();
+        for win in sample(&w, cfg.eval_sequences, cfg.eval_length, 1).unwrap() {
+            let r = win.meta.window.unwrap();
+            let (a, b) = (r.start, r.start + r.len);
+            assert!(
+                m.card
+                    .data
+                    .train
+                    .iter()
+                    .chain(&m.card.data.validation)
+                    .filter(|j| j.source.ends_with(spec))
+                    .all(|j| j.end <= a || b <= j.start),
+                "{spec}: a training range overlaps the evaluation window {a}..{b}"
+            );
+        }
+    }
+    for easy in [true, false] {
+        let inner = m.boxed_policy(if easy { Mode::Easy } else { Mode::Strict });
+        let mut p = Checked(llmchain_policy::Committed::new(inner, easy).unwrap(), 0);
+        schedule(&mut p);
+        assert!(p.1 > 0);
+    }
+}

@@ -1,16 +1,22 @@
 //! [`Committed`]: RLScheduler's start semantics around any policy's queue order.
 
 use llmchain_core::{
-    Decision, Dur, NodeId, Outcome, Policy, PolicyStats, Rejection, Resources, Snapshot, TaskId,
-    Time,
+    Decision, Dur, NodeId, NodeState, Outcome, Policy, PolicyStats, Rejection, Resources,
+    RunningTask, Snapshot, TaskId, Time, WaitingTask,
 };
 
 /// RLScheduler's start semantics around any policy's queue order, so results
 /// can be set beside the published RLScheduler tables (Zhang et al., SC'20).
 ///
 /// [`Committed`] asks the wrapped policy only for its order
-/// ([`Policy::queue_order`]); it never calls the inner `decide`. It then
-/// behaves like the RLScheduler simulator:
+/// ([`Policy::queue_order`]); it never calls the inner `decide`. It asks once
+/// per *choice* of a task to commit to — not while a committed task still
+/// waits — and, when a choice follows a start planned in the same decision,
+/// on the state after that start (the started task running, its resources
+/// taken), as RLScheduler's agent observes the queue again after each pick.
+/// An order that is a fixed function of each task (SJF, F1, ...) is
+/// unaffected; one that reads the cluster state (a trained model, Tetris)
+/// sees what is really left. It then behaves like the RLScheduler simulator:
 /// * the first task of the order becomes the **committed** task; it starts as
 ///   soon as it fits, and nothing else overtakes it — not even tasks that
 ///   arrive later and rank higher — until it has started (this differs from
@@ -74,6 +80,12 @@ impl Committed {
         })
     }
 
+    /// Rename (tables and audit records show this name).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The earliest time `req` fits on some node, given `self.free` now and
     /// the expected ends of running and just-planned tasks.
     fn shadow(
@@ -128,27 +140,28 @@ impl Policy for Committed {
     fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
         let first = out.len();
         self.free = snap.free_vec();
-        self.order.clear();
-        let _ = self.inner.queue_order(snap, &mut self.order);
         let mut planned: Vec<(Time, NodeId, Resources)> = Vec::new();
         let started = |out: &Vec<Decision>, id: TaskId| out[first..].iter().any(|d| d.task() == id);
         let can_ever_fit = |req: &Resources| snap.nodes.iter().any(|n| req.fits_in(&n.capacity));
-        let mut next = 0;
+        // The state after the starts planned so far in this decision, built
+        // on the first start (owned copies), so each choice sees it.
+        let mut after: Option<(Vec<NodeState>, Vec<WaitingTask>, Vec<RunningTask>)> = None;
         loop {
             let head = match self.committed.and_then(|id| snap.waiting_task(id)) {
                 Some(t) if !started(out, t.id) => t,
                 _ => {
-                    let mut found = None;
-                    while let Some(&id) = self.order.get(next) {
-                        next += 1;
-                        match snap.waiting_task(id) {
-                            Some(t) if !started(out, id) && can_ever_fit(&t.request) => {
-                                found = Some(t);
-                                break;
-                            }
-                            _ => {}
-                        }
-                    }
+                    // One choice: ask the inner policy for its order now.
+                    self.order.clear();
+                    let _ = match &after {
+                        None => self.inner.queue_order(snap, &mut self.order),
+                        Some((n, w, r)) => self
+                            .inner
+                            .queue_order(&Snapshot::new(snap.now, n, w, r), &mut self.order),
+                    };
+                    let found = self.order.iter().find_map(|&id| {
+                        snap.waiting_task(id)
+                            .filter(|t| !started(out, id) && can_ever_fit(&t.request))
+                    });
                     match found {
                         Some(t) => t,
                         None => {
@@ -165,6 +178,23 @@ impl Policy for Committed {
                 let end = snap.now + head.estimate.unwrap_or(Dur(1)).max(Dur(1));
                 planned.push((end, n, head.request));
                 self.committed = None;
+                let (nodes, waiting, running) = after.get_or_insert_with(|| {
+                    (
+                        snap.nodes.to_vec(),
+                        snap.waiting.to_vec(),
+                        snap.running.to_vec(),
+                    )
+                });
+                nodes[n.0 as usize].free -= head.request;
+                waiting.retain(|t| t.id != head.id);
+                running.push(RunningTask {
+                    id: head.id,
+                    node: n,
+                    request: head.request,
+                    start: snap.now,
+                    expected_end: head.estimate.map(|e| snap.now + e),
+                    user: head.user,
+                });
                 continue;
             }
             if !self.easy {
@@ -332,6 +362,62 @@ mod tests {
         let mut out = Vec::new();
         p.decide(&Snapshot::new(Time::ZERO, &nodes, &q, &[]), &mut out);
         assert_eq!(ids(&out), [2]);
+    }
+
+    /// What one `queue_order` call saw: waiting ids, free CPUs, running tasks.
+    type Seen = (Vec<u64>, u64, usize);
+
+    /// An order (by id) that records what each `queue_order` call saw.
+    struct Spy {
+        seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    }
+    impl Policy for Spy {
+        fn name(&self) -> &str {
+            "spy"
+        }
+        fn decide(&mut self, _: &Snapshot<'_>, _: &mut Vec<Decision>) {
+            unreachable!("Committed never calls the inner decide")
+        }
+        fn queue_order(&mut self, snap: &Snapshot<'_>, out: &mut Vec<TaskId>) -> Option<String> {
+            self.seen.lock().unwrap().push((
+                snap.waiting.iter().map(|t| t.id.0).collect(),
+                snap.total_free().cpu_milli() / 1000,
+                snap.running.len(),
+            ));
+            out.extend(snap.waiting.iter().map(|t| t.id));
+            Some("by id".into())
+        }
+    }
+
+    #[test]
+    fn the_order_is_asked_once_per_choice_on_the_state_after_earlier_starts() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut p = Committed::new(Box::new(Spy { seen: seen.clone() }), false).unwrap();
+        seen.lock().unwrap().clear(); // `new` probes with an empty snapshot
+                                      // 4 CPUs free: 1 (2 CPUs) starts, 2 (1 CPU) starts, 3 (4 CPUs) is committed.
+        let nodes = [node(0, 4, 4)];
+        let q = [
+            task(1, 0, 2, Some(50), 0),
+            task(2, 1, 1, Some(50), 0),
+            task(3, 2, 4, Some(50), 0),
+        ];
+        let mut out = Vec::new();
+        p.decide(&Snapshot::new(Time::ZERO, &nodes, &q, &[]), &mut out);
+        assert_eq!(ids(&out), [1, 2]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(vec![1, 2, 3], 4, 0), (vec![2, 3], 2, 1), (vec![3], 1, 2)],
+            "one call per choice, each on the state after the planned starts"
+        );
+        // While 3 stays committed and does not fit, the order is not asked.
+        let busy = [node(0, 4, 1)];
+        let run = [running(1, 2, 50), running(2, 1, 50)];
+        p.decide(
+            &Snapshot::new(Time::from_secs(1), &busy, &q[2..], &run),
+            &mut out,
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(ids(&out), [1, 2]);
     }
 
     #[test]

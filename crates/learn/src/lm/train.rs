@@ -54,7 +54,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::features::{start_prefix, Encoded, Encoder, Sample};
+use super::features::{greedy_start_prefix, start_prefix, Encoded, Encoder, Sample};
 use super::model::{Batch, LmModel};
 use super::ordering::LmOrdering;
 use super::{LmShape, LmWeights, SchedLm, TASK_FEATS};
@@ -62,6 +62,95 @@ use crate::card::{DataCard, ModelCard, KIND_SCHED_LM};
 use crate::dataset::{cut_windows, free_ranges, Splits};
 use crate::progress::{NoProgress, Progress};
 use crate::LearnError;
+
+/// The start semantics a model is trained for: one of the [`Scheduler`]'s
+/// modes, or RLScheduler's commit-to-the-head semantics
+/// ([`llmchain_policy::Committed`], with or without its FCFS-order EASY
+/// backfilling) for comparisons with the published RLScheduler tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainMode {
+    /// `easy`, `greedy` or `strict`: the model's order drives a [`Scheduler`].
+    Sched(Mode),
+    /// `commit-easy` (backfilling) or `commit`: the model picks the task to
+    /// commit to, once per choice, on the state after earlier starts.
+    Commit {
+        /// RLScheduler's backfilling.
+        easy: bool,
+    },
+}
+
+impl TrainMode {
+    /// Parse `easy`, `greedy`, `strict`, `commit-easy` or `commit`.
+    pub fn parse(s: &str) -> Option<TrainMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "commit-easy" => Some(TrainMode::Commit { easy: true }),
+            "commit" => Some(TrainMode::Commit { easy: false }),
+            other => match Mode::parse(other)? {
+                m @ (Mode::Easy | Mode::Greedy | Mode::Strict) => Some(TrainMode::Sched(m)),
+                Mode::Cons => None,
+            },
+        }
+    }
+
+    /// The cluster token's mode flag: whether the order is used with backfilling.
+    pub fn backfill(self) -> bool {
+        match self {
+            TrainMode::Sched(m) => m != Mode::Strict,
+            TrainMode::Commit { easy } => easy,
+        }
+    }
+
+    /// The same semantics without backfilling (what `strict_too` adds), if different.
+    pub fn without_backfill(self) -> Option<TrainMode> {
+        match self {
+            TrainMode::Sched(Mode::Strict) | TrainMode::Commit { easy: false } => None,
+            TrainMode::Sched(_) => Some(TrainMode::Sched(Mode::Strict)),
+            TrainMode::Commit { easy: true } => Some(TrainMode::Commit { easy: false }),
+        }
+    }
+
+    /// Longest start prefix imitated per decision point: a commit choice is one task.
+    fn prefix_len(self, k: usize) -> usize {
+        match self {
+            TrainMode::Commit { .. } => 1,
+            TrainMode::Sched(_) => k,
+        }
+    }
+
+    /// The policy that runs `order` under these semantics.
+    fn policy<O: Ordering + Send + 'static>(self, order: O) -> Box<dyn Policy + Send> {
+        self.wrap(Box::new(Scheduler::new(order, self.sched_mode())))
+    }
+
+    /// The mode of the [`Scheduler`] around the order (a commit wrapper only reads its order).
+    fn sched_mode(self) -> Mode {
+        match self {
+            TrainMode::Sched(m) => m,
+            TrainMode::Commit { .. } => Mode::Strict,
+        }
+    }
+
+    /// Wrap a policy that keeps a queue order in these semantics.
+    fn wrap(self, p: Box<dyn Policy + Send>) -> Box<dyn Policy + Send> {
+        match self {
+            TrainMode::Sched(_) => p,
+            TrainMode::Commit { easy } => Box::new(
+                llmchain_policy::Committed::new(p, easy)
+                    .expect("a Scheduler always keeps a queue order"),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainMode::Sched(m) => write!(f, "{m}"),
+            TrainMode::Commit { easy: true } => f.write_str("commit-easy"),
+            TrainMode::Commit { easy: false } => f.write_str("commit"),
+        }
+    }
+}
 
 /// Everything that defines a training run (saved in the card).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,16 +180,24 @@ pub struct TrainConfig {
     pub val_every: usize,
     /// Teacher orderings (each run in `mode`).
     pub teachers: Vec<String>,
-    /// The mode the model is trained for (`easy`, `greedy` or `strict`): teacher
+    /// The mode the model is trained for (`easy`, `greedy` or `strict`, or
+    /// RLScheduler's `commit-easy` / `commit`, see [`TrainMode`]): teacher
     /// rollouts, the policy-gradient phase and the choice of kept weights use it.
     pub mode: String,
-    /// Also imitate the best teacher without backfilling (strict mode), so one
-    /// model serves both (the cluster token carries the mode flag).
+    /// Also imitate the best teacher without backfilling (strict mode, or
+    /// `commit` for `commit-easy`), so one model serves both (the cluster
+    /// token carries the mode flag).
     pub strict_too: bool,
-    /// Longest start prefix imitated per decision point.
+    /// Longest start prefix imitated per decision point (a commit mode
+    /// imitates one task per choice).
     pub prefix_k: usize,
     /// Imitation epochs.
     pub epochs: usize,
+    /// DAgger rounds after imitation (0 = none): each round rolls the current
+    /// model out on every training window, labels every state it visits with
+    /// that window's teacher's choice, adds those samples and trains
+    /// `epochs` more epochs on everything gathered.
+    pub dagger_rounds: usize,
     /// Rows per batch.
     pub batch: usize,
     /// Adam learning rate.
@@ -145,6 +242,7 @@ impl Default for TrainConfig {
             strict_too: true,
             prefix_k: 4,
             epochs: 6,
+            dagger_rounds: 0,
             batch: 64,
             lr: 3e-3,
             rl_iters: 30,
@@ -180,9 +278,15 @@ pub struct Trained {
     pub curve: Vec<CurvePoint>,
 }
 
-/// Records the teacher's start prefix at each decision point, then lets the teacher decide.
+/// Records the teacher's start prefix at each decision point, then lets the
+/// teacher decide. Under a commit mode it records where a choice is made:
+/// when [`llmchain_policy::Committed`] asks for the order.
 struct TeacherRecorder<O: Ordering + Clone> {
     sched: Scheduler<O>,
+    /// Record in `queue_order` (commit modes) instead of `decide`.
+    on_order: bool,
+    /// DAgger: this policy decides (and gives the order); the teacher only labels.
+    driver: Option<Box<dyn Policy + Send>>,
     scorer: O,
     enc: Encoder,
     encoded: Encoded,
@@ -193,7 +297,7 @@ struct TeacherRecorder<O: Ordering + Clone> {
     max_queue: usize,
     /// Greedy mode: Y* is the sequence of tasks the teacher actually started.
     greedy: bool,
-    out: Vec<Sample>,
+    out: super::ordering::Recording,
 }
 
 impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
@@ -201,6 +305,15 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
         self.sched.name()
     }
     fn decide(&mut self, snap: &Snapshot<'_>, out: &mut Vec<Decision>) {
+        if self.driver.is_some() {
+            if !self.on_order {
+                self.record_prefix(snap);
+            }
+            if let Some(d) = &mut self.driver {
+                d.decide(snap, out);
+            }
+            return;
+        }
         if self.greedy {
             let first = out.len();
             self.sched.decide(snap, out);
@@ -220,7 +333,7 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
                     .take(self.k)
                     .collect();
                 if !prefix.is_empty() {
-                    self.out.push(Sample {
+                    self.out.lock().expect("recording lock").push(Sample {
                         n: self.encoded.n,
                         task: self.encoded.task.clone(),
                         cluster: self.encoded.cluster,
@@ -230,6 +343,35 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
             }
             return;
         }
+        if !self.on_order {
+            self.record_prefix(snap);
+        }
+        self.sched.decide(snap, out);
+    }
+    fn feedback(&mut self, o: &llmchain_core::Outcome) {
+        self.sched.feedback(o);
+        if let Some(d) = &mut self.driver {
+            d.feedback(o);
+        }
+    }
+    fn queue_order(
+        &mut self,
+        snap: &Snapshot<'_>,
+        out: &mut Vec<llmchain_core::TaskId>,
+    ) -> Option<String> {
+        if self.on_order {
+            self.record_prefix(snap);
+        }
+        match &mut self.driver {
+            Some(d) => d.queue_order(snap, out),
+            None => self.sched.queue_order(snap, out),
+        }
+    }
+}
+
+impl<O: Ordering + Clone> TeacherRecorder<O> {
+    /// Record the start prefix of the teacher's order at `snap` (≥ 2 waiting).
+    fn record_prefix(&mut self, snap: &Snapshot<'_>) {
         if snap.waiting.len() >= 2 {
             self.enc.encode(snap, self.max_queue, &mut self.encoded);
             self.scorer.prepare(snap);
@@ -246,44 +388,50 @@ impl<O: Ordering + Clone> Policy for TeacherRecorder<O> {
                 .sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             self.order.clear();
             self.order.extend(self.keys.iter().map(|k| k.2));
-            let prefix = start_prefix(snap, &self.encoded, &self.order, self.k, &mut self.free);
-            self.out.push(Sample {
+            let prefix = if self.greedy {
+                greedy_start_prefix(snap, &self.encoded, &self.order, self.k, &mut self.free)
+            } else {
+                start_prefix(snap, &self.encoded, &self.order, self.k, &mut self.free)
+            };
+            self.out.lock().expect("recording lock").push(Sample {
                 n: self.encoded.n,
                 task: self.encoded.task.clone(),
                 cluster: self.encoded.cluster,
                 prefix,
             });
         }
-        self.sched.decide(snap, out);
-    }
-    fn feedback(&mut self, o: &llmchain_core::Outcome) {
-        self.sched.feedback(o)
     }
 }
 
-fn rollout_with<O: Ordering + Clone>(
+fn rollout_with<O: Ordering + Clone + Send + 'static>(
     o: O,
     w: &Workload,
-    mode: Mode,
+    mode: TrainMode,
     k: usize,
     mq: usize,
+    driver: Option<Box<dyn Policy + Send>>,
 ) -> Result<(f64, Vec<Sample>), LearnError> {
-    let mut rec = TeacherRecorder {
-        sched: Scheduler::new(o.clone(), mode),
+    let out: super::ordering::Recording = Arc::new(Mutex::new(Vec::new()));
+    let rec = TeacherRecorder {
+        sched: Scheduler::new(o.clone(), mode.sched_mode()),
+        on_order: matches!(mode, TrainMode::Commit { .. }),
+        driver,
         scorer: o,
-        enc: Encoder::new(mode != Mode::Strict),
+        enc: Encoder::new(mode.backfill()),
         encoded: Encoded::default(),
         keys: Vec::new(),
         order: Vec::new(),
         free: Vec::new(),
-        k,
+        k: mode.prefix_len(k),
         max_queue: mq,
-        greedy: mode == Mode::Greedy,
-        out: Vec::new(),
+        greedy: mode == TrainMode::Sched(Mode::Greedy),
+        out: out.clone(),
     };
-    let r = llmchain_sim::run(w, &mut rec, &SimConfig::default())
+    let mut p = mode.wrap(Box::new(rec));
+    let r = llmchain_sim::run(w, &mut p, &SimConfig::default())
         .map_err(LearnError::sim("teacher rollout"))?;
-    Ok((r.metrics.bounded_slowdown.mean, rec.out))
+    let samples = std::mem::take(&mut *out.lock().expect("recording lock"));
+    Ok((r.metrics.bounded_slowdown.mean, samples))
 }
 
 /// A parametric teacher ordering `p:A:B`:
@@ -327,28 +475,32 @@ impl Ordering for ParamOrder {
     }
 }
 
-/// Roll out teacher ordering `name` in `mode` on `w`: mean bounded slowdown and recorded samples.
+/// Roll out teacher ordering `name` in `mode` on `w`: mean bounded slowdown
+/// and recorded samples. With a `driver` (DAgger), the driver decides and
+/// the teacher only labels the states the driver visits.
 pub fn teacher_rollout(
     name: &str,
     w: &Workload,
-    mode: Mode,
+    mode: TrainMode,
     k: usize,
     max_queue: usize,
+    driver: Option<Box<dyn Policy + Send>>,
 ) -> Result<(f64, Vec<Sample>), LearnError> {
+    let d = driver;
     match name {
-        "sjf" => rollout_with(SjfOrder, w, mode, k, max_queue),
-        "f1" => rollout_with(F1Order, w, mode, k, max_queue),
-        "wfp3" => rollout_with(Wfp3Order, w, mode, k, max_queue),
-        "unicep" => rollout_with(UnicepOrder, w, mode, k, max_queue),
-        "fcfs" => rollout_with(FcfsOrder, w, mode, k, max_queue),
-        "packer" => rollout_with(PackerOrder, w, mode, k, max_queue),
-        "tetris" => rollout_with(TetrisOrder::default(), w, mode, k, max_queue),
+        "sjf" => rollout_with(SjfOrder, w, mode, k, max_queue, d),
+        "f1" => rollout_with(F1Order, w, mode, k, max_queue, d),
+        "wfp3" => rollout_with(Wfp3Order, w, mode, k, max_queue, d),
+        "unicep" => rollout_with(UnicepOrder, w, mode, k, max_queue, d),
+        "fcfs" => rollout_with(FcfsOrder, w, mode, k, max_queue, d),
+        "packer" => rollout_with(PackerOrder, w, mode, k, max_queue, d),
+        "tetris" => rollout_with(TetrisOrder::default(), w, mode, k, max_queue, d),
         other => match ParamOrder::parse(other) {
-            Some(o) => rollout_with(o, w, mode, k, max_queue),
+            Some(o) => rollout_with(o, w, mode, k, max_queue, d),
             None if other.starts_with("tetris:knob=") => {
                 match other["tetris:knob=".len()..].parse::<f64>() {
                     Ok(knob) if (0.0..=1.0).contains(&knob) => {
-                        rollout_with(TetrisOrder { knob }, w, mode, k, max_queue)
+                        rollout_with(TetrisOrder { knob }, w, mode, k, max_queue, d)
                     }
                     _ => Err(LearnError::Config {
                         field: "teachers",
@@ -366,12 +518,13 @@ pub fn teacher_rollout(
     }
 }
 
-/// Mean bounded slowdown of the model (greedy, EASY) on `w`.
-pub fn model_bsld(weights: &Arc<LmWeights>, w: &Workload, mode: Mode) -> Result<f64, LearnError> {
-    let mut p = Scheduler::new(
-        LmOrdering::new("lm", weights.clone()).backfill(mode != Mode::Strict),
-        mode,
-    );
+/// Mean bounded slowdown of the model (greedy decoding) on `w` under `mode`.
+pub fn model_bsld(
+    weights: &Arc<LmWeights>,
+    w: &Workload,
+    mode: TrainMode,
+) -> Result<f64, LearnError> {
+    let mut p = mode.policy(LmOrdering::new("lm", weights.clone()).backfill(mode.backfill()));
     let r = llmchain_sim::run(w, &mut p, &SimConfig::default())
         .map_err(LearnError::sim("model rollout"))?;
     Ok(r.metrics.bounded_slowdown.mean)
@@ -381,6 +534,8 @@ pub fn model_bsld(weights: &Arc<LmWeights>, w: &Workload, mode: Mode) -> Result<
 struct TrainWindow {
     workload: Workload,
     teacher_bsld: f64,
+    /// The best teacher per trained mode (primary first), for DAgger labels.
+    teachers: Vec<(TrainMode, String)>,
 }
 
 /// Load a workload spec with the run's seed.
@@ -457,6 +612,74 @@ fn make_batch(samples: &[&Sample], k: usize, mq: usize, weights: &[f32]) -> Batc
     b
 }
 
+/// `cfg.epochs` epochs of pointer NLL over `samples` (shuffled minibatches),
+/// one curve point per epoch (steps numbered on from the last imitation point).
+#[allow(clippy::too_many_arguments)]
+fn imitation_epochs(
+    model: &LmModel,
+    opt: &mut AdamW,
+    samples: &[Sample],
+    val_samples: &[Sample],
+    cfg: &TrainConfig,
+    rng: &mut ChaCha8Rng,
+    progress: &mut dyn Progress,
+    curve: &mut Vec<CurvePoint>,
+    phase: &str,
+) -> Result<(), LearnError> {
+    let (k, mq) = (cfg.prefix_k, model.shape.max_queue);
+    let step0 = curve.iter().filter(|c| c.phase == "imitation").count() - 1;
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let batches = order.len().div_ceil(cfg.batch);
+    progress.phase(phase, (cfg.epochs * batches) as u64);
+    let mut batches_done = 0u64;
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(rng);
+        let (mut tot, mut steps) = (0.0f64, 0usize);
+        for chunk in order.chunks(cfg.batch) {
+            let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
+            let nsteps: usize = refs
+                .iter()
+                .map(|s| s.prefix.len().min(k))
+                .sum::<usize>()
+                .max(1);
+            let w = vec![1.0 / nsteps as f32; refs.len()];
+            let b = make_batch(&refs, k, mq, &w);
+            let loss = model
+                .pointer_nll(&b)
+                .map_err(LearnError::candle("imitation loss"))?;
+            opt.backward_step(&loss)
+                .map_err(LearnError::candle("imitation step"))?;
+            tot += loss
+                .to_scalar::<f32>()
+                .map_err(LearnError::candle("loss value"))? as f64
+                * nsteps as f64;
+            steps += nsteps;
+            batches_done += 1;
+            progress.step(
+                batches_done,
+                &format!(
+                    "epoch {epoch}/{} loss {:.4}",
+                    cfg.epochs,
+                    tot / steps.max(1) as f64
+                ),
+            );
+        }
+        let val = mean_nll(model, val_samples, k, 256)?;
+        tracing::info!(phase, epoch, train = tot / steps as f64, val, "imitation");
+        curve.push(CurvePoint {
+            phase: "imitation".into(),
+            step: step0 + epoch,
+            train_loss: tot / steps.max(1) as f64,
+            val,
+        });
+    }
+    progress.finish(&format!(
+        "validation NLL {:.4}",
+        curve.last().map_or(0.0, |c| c.val)
+    ));
+    Ok(())
+}
+
 /// Mean pointer NLL per step over `samples` (no gradient).
 fn mean_nll(model: &LmModel, samples: &[Sample], k: usize, bs: usize) -> Result<f64, LearnError> {
     let (mut tot, mut steps) = (0.0, 0usize);
@@ -484,7 +707,11 @@ fn weights_of(model: &LmModel) -> Result<Arc<LmWeights>, LearnError> {
         })
 }
 
-fn mean_bsld(weights: &Arc<LmWeights>, ws: &[Workload], mode: Mode) -> Result<f64, LearnError> {
+fn mean_bsld(
+    weights: &Arc<LmWeights>,
+    ws: &[Workload],
+    mode: TrainMode,
+) -> Result<f64, LearnError> {
     let mut s = 0.0;
     for w in ws {
         s += model_bsld(weights, w, mode)?;
@@ -526,17 +753,17 @@ pub fn train_sched_lm_with(
         // candle reads this per matrix product; 1 thread makes training bit-reproducible.
         std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string());
     }
-    let k = cfg.prefix_k;
     let mq = cfg.shape.max_queue;
-    let primary = match Mode::parse(&cfg.mode) {
-        Some(m @ (Mode::Easy | Mode::Greedy | Mode::Strict)) => m,
-        _ => {
-            return Err(LearnError::Config {
-                field: "mode",
-                reason: format!("`{}` is not one of easy, greedy, strict", cfg.mode),
-            })
-        }
+    let Some(primary) = TrainMode::parse(&cfg.mode) else {
+        return Err(LearnError::Config {
+            field: "mode",
+            reason: format!(
+                "`{}` is not one of easy, greedy, strict, commit-easy, commit",
+                cfg.mode
+            ),
+        });
     };
+    let k = primary.prefix_len(cfg.prefix_k);
     let mut data = DataCard::default();
     data.notes.push(format!(
         "evaluation windows excluded: RLScheduler protocol, {} x {} jobs, seeds {:?}, margin {} jobs",
@@ -546,10 +773,11 @@ pub fn train_sched_lm_with(
         "teacher Y*: per training window, the best (lowest mean bounded slowdown) of {:?} in mode {primary}; \
          Y* = its start prefix ({}), at most {k} steps",
         cfg.teachers,
-        if primary == Mode::Greedy {
-            "the tasks it started, in order"
-        } else {
-            "started tasks, then the EASY head"
+        match primary {
+            TrainMode::Sched(Mode::Greedy) => "the tasks it started, in order",
+            TrainMode::Commit { .. } =>
+                "the task it commits to, at each choice, seen on the state after earlier starts",
+            _ => "started tasks, then the EASY head",
         }
     ));
     for spec in cfg.sources.iter().filter(|s| !s.starts_with("swf:")) {
@@ -590,15 +818,13 @@ pub fn train_sched_lm_with(
                     continue;
                 }
                 let win = llmchain_sim::sample::window(w, i, s, e - s, cfg.seed);
-                let modes: &[Mode] = if cfg.strict_too && primary != Mode::Strict {
-                    &[primary, Mode::Strict]
-                } else {
-                    &[primary]
-                };
-                for &mode in modes {
+                let modes: Vec<TrainMode> = std::iter::once(primary)
+                    .chain(primary.without_backfill().filter(|_| cfg.strict_too))
+                    .collect();
+                for &mode in &modes {
                     let mut best: Option<(f64, String, Vec<Sample>)> = None;
                     for t in &cfg.teachers {
-                        let (b, samples) = teacher_rollout(t, &win, mode, k, mq)?;
+                        let (b, samples) = teacher_rollout(t, &win, mode, k, mq, None)?;
                         if best.as_ref().map_or(true, |(bb, _, _)| b < *bb) {
                             best = Some((b, t.clone(), samples));
                         }
@@ -613,7 +839,10 @@ pub fn train_sched_lm_with(
                             train_windows.push(TrainWindow {
                                 workload: win.clone(),
                                 teacher_bsld: b,
+                                teachers: vec![(mode, name.clone())],
                             });
+                        } else if let Some(tw) = train_windows.last_mut() {
+                            tw.teachers.push((mode, name.clone()));
                         }
                     } else {
                         val_samples.extend(samples);
@@ -666,7 +895,6 @@ pub fn train_sched_lm_with(
     )
     .map_err(LearnError::candle("optimizer"))?;
     let mut curve = Vec::new();
-    let mut order: Vec<usize> = (0..train_samples.len()).collect();
     let initial_val = mean_nll(&model, &val_samples, k, 256)?;
     curve.push(CurvePoint {
         phase: "imitation".into(),
@@ -679,57 +907,62 @@ pub fn train_sched_lm_with(
         )?,
         val: initial_val,
     });
-    let batches = order.len().div_ceil(cfg.batch);
-    progress.phase("imitation", (cfg.epochs * batches) as u64);
-    let mut batches_done = 0u64;
-    for epoch in 1..=cfg.epochs {
-        order.shuffle(&mut rng);
-        let (mut tot, mut steps) = (0.0f64, 0usize);
-        for chunk in order.chunks(cfg.batch) {
-            let refs: Vec<&Sample> = chunk.iter().map(|&i| &train_samples[i]).collect();
-            let nsteps: usize = refs
-                .iter()
-                .map(|s| s.prefix.len().min(k))
-                .sum::<usize>()
-                .max(1);
-            let w = vec![1.0 / nsteps as f32; refs.len()];
-            let b = make_batch(&refs, k, mq, &w);
-            let loss = model
-                .pointer_nll(&b)
-                .map_err(LearnError::candle("imitation loss"))?;
-            opt.backward_step(&loss)
-                .map_err(LearnError::candle("imitation step"))?;
-            tot += loss
-                .to_scalar::<f32>()
-                .map_err(LearnError::candle("loss value"))? as f64
-                * nsteps as f64;
-            steps += nsteps;
-            batches_done += 1;
-            progress.step(
-                batches_done,
-                &format!(
-                    "epoch {epoch}/{} loss {:.4}",
-                    cfg.epochs,
-                    tot / steps.max(1) as f64
-                ),
-            );
-        }
-        let val = mean_nll(&model, &val_samples, k, 256)?;
-        tracing::info!(epoch, train = tot / steps as f64, val, "imitation");
-        curve.push(CurvePoint {
-            phase: "imitation".into(),
-            step: epoch,
-            train_loss: tot / steps.max(1) as f64,
-            val,
-        });
-    }
-    progress.finish(&format!(
-        "validation NLL {:.4}",
-        curve.last().map_or(0.0, |c| c.val)
-    ));
-    let after_imitation = model.weight_map()?;
+    imitation_epochs(
+        &model,
+        &mut opt,
+        &train_samples,
+        &val_samples,
+        cfg,
+        &mut rng,
+        progress,
+        &mut curve,
+        "imitation",
+    )?;
     let w_imit = weights_of(&model)?;
     let val_bsld_imit = mean_bsld(&w_imit, &val_windows, primary)?;
+    let mut best = (val_bsld_imit, model.weight_map()?, "imitation".to_string());
+    let mut round_metrics = Vec::new();
+    for round in 1..=cfg.dagger_rounds {
+        let weights = weights_of(&model)?;
+        progress.phase(
+            &format!("DAgger round {round}: model rollouts"),
+            train_windows.len() as u64,
+        );
+        let mut added = 0usize;
+        for (i, tw) in train_windows.iter().enumerate() {
+            for (mode, teacher) in &tw.teachers {
+                let driver = Box::new(Scheduler::new(
+                    LmOrdering::new("lm", weights.clone()).backfill(mode.backfill()),
+                    mode.sched_mode(),
+                ));
+                let (_, samples) =
+                    teacher_rollout(teacher, &tw.workload, *mode, k, mq, Some(driver))?;
+                added += samples.len();
+                train_samples.extend(samples);
+            }
+            progress.step(i as u64 + 1, "");
+        }
+        progress.finish(&format!(
+            "{added} states the model visited, labelled by the teachers"
+        ));
+        imitation_epochs(
+            &model,
+            &mut opt,
+            &train_samples,
+            &val_samples,
+            cfg,
+            &mut rng,
+            progress,
+            &mut curve,
+            &format!("DAgger round {round}"),
+        )?;
+        let v = mean_bsld(&weights_of(&model)?, &val_windows, primary)?;
+        tracing::info!(round, added, val_bsld = v, "DAgger");
+        round_metrics.push((format!("val_bsld_{primary}_after_dagger_{round}"), v));
+        if v < best.0 {
+            best = (v, model.weight_map()?, format!("DAgger round {round}"));
+        }
+    }
 
     // Policy-gradient phase.
     let mut reward_sum = 0.0;
@@ -741,11 +974,11 @@ pub fn train_sched_lm_with(
         for _ in 0..cfg.rl_samples.max(2) {
             let rec: super::ordering::Recording = Arc::new(Mutex::new(Vec::new()));
             let o = LmOrdering::new("lm", weights.clone())
-                .backfill(primary != Mode::Strict)
+                .backfill(primary.backfill())
                 .sampling(rng.gen())
                 .recording(rec.clone(), k)
-                .greedy_prefix(primary == Mode::Greedy);
-            let mut p = Scheduler::new(o, primary);
+                .greedy_prefix(primary == TrainMode::Sched(Mode::Greedy));
+            let mut p = primary.policy(o);
             let r = llmchain_sim::run(&tw.workload, &mut p, &SimConfig::default())
                 .map_err(LearnError::sim("policy-gradient rollout"))?;
             let g = (tw.teacher_bsld / r.metrics.bounded_slowdown.mean.max(1.0)).min(2.0);
@@ -820,10 +1053,10 @@ pub fn train_sched_lm_with(
     } else {
         f64::INFINITY
     };
-    let (final_map, kept) = if val_bsld_rl < val_bsld_imit {
-        (model.weight_map()?, "rl")
+    let (final_map, kept) = if val_bsld_rl < best.0 {
+        (model.weight_map()?, "rl".to_string())
     } else {
-        (after_imitation, "imitation")
+        (best.1, best.2)
     };
 
     let mut metrics = std::collections::BTreeMap::new();
@@ -839,6 +1072,7 @@ pub fn train_sched_lm_with(
             .unwrap_or(0.0),
     );
     metrics.insert(format!("val_bsld_{primary}_after_imitation"), val_bsld_imit);
+    metrics.extend(round_metrics);
     if cfg.rl_iters > 0 {
         metrics.insert(format!("val_bsld_{primary}_after_rl"), val_bsld_rl);
         metrics.insert("rl_mean_reward".into(), reward_sum / cfg.rl_iters as f64);
@@ -847,7 +1081,7 @@ pub fn train_sched_lm_with(
         format!("val_bsld_{primary}_best_teacher"),
         val_teacher.iter().sum::<f64>() / val_teacher.len().max(1) as f64,
     );
-    if cfg.strict_too && primary != Mode::Strict {
+    if let Some(secondary) = primary.without_backfill().filter(|_| cfg.strict_too) {
         let kept_w = Arc::new(LmWeights::from_map(cfg.shape.clone(), &final_map).map_err(
             |reason| LearnError::Config {
                 field: "shape",
@@ -856,14 +1090,14 @@ pub fn train_sched_lm_with(
         )?);
         let mut st = 0.0;
         for w in &val_windows {
-            st += model_bsld(&kept_w, w, Mode::Strict)?;
+            st += model_bsld(&kept_w, w, secondary)?;
         }
         metrics.insert(
-            "val_bsld_strict".into(),
+            format!("val_bsld_{secondary}"),
             st / val_windows.len().max(1) as f64,
         );
         metrics.insert(
-            "val_bsld_strict_best_teacher".into(),
+            format!("val_bsld_{secondary}_best_teacher"),
             val_teacher_strict.iter().sum::<f64>() / val_teacher_strict.len().max(1) as f64,
         );
     }
