@@ -113,29 +113,10 @@ pub(crate) fn build_plain(
         reason,
         valid: VALID_FORMS.into(),
     };
-    for (suffix, easy) in [("+commit-easy", true), ("+commit", false)] {
-        if let Some(inner) = strip_suffix_ci(trimmed, suffix) {
-            // A scheduling LM's cluster token says whether its order is used
-            // with backfilling: `lm:NAME+commit-easy` means `lm:NAME+easy`
-            // inside (only its order is read), `lm:NAME+commit` the strict one.
-            let with_flag;
-            let inner = if easy && is_lm_without_mode(inner) {
-                with_flag = format!("{inner}+easy");
-                with_flag.as_str()
-            } else {
-                inner
-            };
-            let inner = build_policy(inner, seed)?;
-            let shown = match inner.name().strip_suffix("+easy") {
-                Some(lm) if is_lm_without_mode(lm) => Some(format!("{lm}{suffix}")),
-                _ => None,
-            };
-            let mut p = llmchain_policy::Committed::new(inner, easy).map_err(model_err)?;
-            if let Some(name) = shown {
-                p = p.named(name);
-            }
-            return Ok(Box::new(p));
-        }
+    if let Some(r) =
+        llmchain_learn::eval::build_committed(trimmed, |inner| build_policy(inner, seed), model_err)
+    {
+        return r;
     }
     if let Some(inner) = strip_suffix_ci(trimmed, "+pred") {
         let inner = build_policy(inner, seed)?;
@@ -167,11 +148,6 @@ pub(crate) fn build_plain(
             source,
         }
     })
-}
-
-/// `lm:NAME` with no `+MODE`.
-fn is_lm_without_mode(spec: &str) -> bool {
-    spec.len() > 3 && spec[..3].eq_ignore_ascii_case("lm:") && !spec.contains('+')
 }
 
 fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {

@@ -25,7 +25,8 @@ pub struct EvalConfig {
     pub length: usize,
     /// Sampling seed.
     pub seed: u64,
-    /// Policy specs: baselines as `llmchain_policy::build` takes them, models as `lm:<name>[+mode]`.
+    /// Policy specs: baselines as `llmchain_policy::build` takes them, models
+    /// as `lm:<name>[+mode]`, either with `+commit[-easy]` (RLScheduler's semantics).
     pub policies: Vec<String>,
 }
 
@@ -59,8 +60,56 @@ pub struct EvalReport {
     pub rows: Vec<EvalRow>,
 }
 
-/// Build a policy from a spec: `lm:<name>[+mode]` from `models_root`, else a baseline.
+/// `SPEC+commit-easy` / `SPEC+commit`: SPEC's order under RLScheduler's
+/// semantics ([`llmchain_policy::Committed`]), SPEC built by `build`. A
+/// scheduling LM's cluster token says whether its order is used with
+/// backfilling, so `lm:NAME+commit-easy` builds `lm:NAME+easy` inside (only
+/// its order is read); an LM's policy is named as written. `None` when `spec` has
+/// no commit suffix (any case).
+pub fn build_committed<E>(
+    spec: &str,
+    build: impl FnOnce(&str) -> Result<Box<dyn Policy + Send>, E>,
+    err: impl FnOnce(String) -> E,
+) -> Option<Result<Box<dyn Policy + Send>, E>> {
+    let spec = spec.trim();
+    let (inner, suffix, easy) = [("+commit-easy", true), ("+commit", false)]
+        .into_iter()
+        .find_map(|(suffix, easy)| {
+            let n = spec.len().checked_sub(suffix.len())?;
+            (n > 0 && spec.is_char_boundary(n) && spec[n..].eq_ignore_ascii_case(suffix))
+                .then(|| (&spec[..n], suffix, easy))
+        })?;
+    let lm = inner.len() > 3 && inner[..3].eq_ignore_ascii_case("lm:");
+    let flagged = easy && lm && !inner.contains('+');
+    let built = if flagged {
+        build(&format!("{inner}+easy"))
+    } else {
+        build(inner)
+    };
+    Some(built.and_then(|p| {
+        let p = llmchain_policy::Committed::new(p, easy).map_err(err)?;
+        // An LM's policy name leaves out the default (strict) mode: name it as written.
+        Ok(Box::new(if lm {
+            p.named(format!("{inner}{suffix}"))
+        } else {
+            p
+        }) as Box<dyn Policy + Send>)
+    }))
+}
+
+/// Build a policy from a spec: `lm:<name>[+mode]` from `models_root`,
+/// `SPEC+commit[-easy]` ([`build_committed`]), else a baseline.
 pub fn build_policy(spec: &str, models_root: &Path) -> Result<Box<dyn Policy + Send>, LearnError> {
+    if let Some(r) = build_committed(
+        spec,
+        |inner| build_policy(inner, models_root),
+        |reason| LearnError::Policy {
+            spec: spec.into(),
+            reason,
+        },
+    ) {
+        return r;
+    }
     if let Some(rest) = spec.strip_prefix("lm:") {
         let (name, mode) = match rest.split_once('+') {
             Some((n, m)) => (
@@ -176,8 +225,15 @@ pub fn eval_with(
 
 /// The report as a plain-text table.
 pub fn format_table(r: &EvalReport) -> String {
+    let w = r
+        .rows
+        .iter()
+        .map(|row| row.policy.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     let mut s = format!(
-        "{} — {} windows x {} jobs, seed {}{}\n{:<28} {:>10} {:>12} {:>10} {:>8}\n",
+        "{} — {} windows x {} jobs, seed {}{}\n{:<w$} {:>10} {:>12} {:>10} {:>8}\n",
         r.config.workload,
         r.config.sequences,
         r.config.length,
@@ -195,7 +251,7 @@ pub fn format_table(r: &EvalReport) -> String {
     );
     for row in &r.rows {
         s.push_str(&format!(
-            "{:<28} {:>10.2} {:>12.0} {:>10.2} {:>8}\n",
+            "{:<w$} {:>10.2} {:>12.0} {:>10.2} {:>8}\n",
             row.policy, row.bsld, row.wait, row.slowdown, row.rejected
         ));
     }

@@ -701,3 +701,29 @@ fn shipped_commit_model_loads_and_its_decisions_always_pass_the_validator() {
         assert!(p.1 > 0);
     }
 }
+
+#[test]
+fn evaluation_builds_commit_semantics_specs() {
+    use llmchain_learn::eval::build_policy;
+    let root = models_dir();
+    for (spec, name) in [
+        ("sjf+commit-easy", "sjf+commit-easy"),
+        ("F1+COMMIT", "f1+commit"),
+        (
+            "lm:sched-lm-commit+commit-easy",
+            "lm:sched-lm-commit+commit-easy",
+        ),
+        (
+            "lm:sched-lm-commit+strict+commit-easy",
+            "lm:sched-lm-commit+strict+commit-easy",
+        ),
+    ] {
+        let p = build_policy(spec, &root).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(p.name(), name, "{spec}");
+    }
+    let e = build_policy("nope+commit", &root)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+}

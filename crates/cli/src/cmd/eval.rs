@@ -15,7 +15,9 @@ pub struct Args {
     #[arg(long, short = 'w', value_name = "SPEC")]
     pub workload: String,
 
-    /// Comma-separated policies: baselines (sjf+easy, f1, ...) and models (lm:sched-lm+easy).
+    /// Comma-separated policies: baselines (sjf+easy, f1, ...) and models (lm:sched-lm+easy);
+    /// SPEC+commit-easy / SPEC+commit run SPEC under RLScheduler's semantics
+    /// (e.g. lm:sched-lm-commit+commit-easy).
     #[arg(
         long,
         short = 'p',
