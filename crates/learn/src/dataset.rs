@@ -43,15 +43,22 @@ impl Splits {
             .collect()
     }
 
-    /// True when no training or validation window overlaps a test window or another window.
+    /// True when no training or validation window overlaps a test window,
+    /// and no validation window overlaps a training window or another
+    /// validation window. (Training windows may overlap each other: see
+    /// [`strided_windows`].)
     pub fn disjoint(&self) -> bool {
-        let mut learn: Vec<Range> = self.train.iter().chain(&self.validation).copied().collect();
-        learn.sort();
-        let no_self_overlap = learn.windows(2).all(|w| w[0].1 <= w[1].0);
-        let no_test_overlap = learn
+        let apart = |a: &Range, b: &Range| a.1 <= b.0 || b.1 <= a.0;
+        let no_test_overlap = self
+            .train
             .iter()
-            .all(|a| self.test.iter().all(|b| a.1 <= b.0 || b.1 <= a.0));
-        no_self_overlap && no_test_overlap
+            .chain(&self.validation)
+            .all(|a| self.test.iter().all(|b| apart(a, b)));
+        let val_apart = self.validation.iter().enumerate().all(|(i, v)| {
+            self.train.iter().all(|t| apart(v, t))
+                && self.validation[i + 1..].iter().all(|w| apart(v, w))
+        });
+        no_test_overlap && val_apart
     }
 }
 
@@ -101,6 +108,35 @@ pub fn cut_windows(free: &[Range], len: usize, val_every: usize) -> (Vec<Range>,
     (train, val)
 }
 
+/// Extra training windows of `len` jobs starting every `stride` jobs inside
+/// each `free` range, skipping any that overlaps a `validation` window or is
+/// already in `train`: more (overlapping) decision points from the same
+/// jobs, each window starting from an empty queue at another point. `stride`
+/// 0 or ≥ `len` adds none.
+pub fn strided_windows(
+    free: &[Range],
+    train: &[Range],
+    validation: &[Range],
+    len: usize,
+    stride: usize,
+) -> Vec<Range> {
+    let mut out = Vec::new();
+    if stride == 0 || stride >= len {
+        return out;
+    }
+    for &(s, e) in free {
+        let mut at = s;
+        while at + len <= e {
+            let w = (at, at + len);
+            if !train.contains(&w) && validation.iter().all(|v| w.1 <= v.0 || v.1 <= w.0) {
+                out.push(w);
+            }
+            at += stride;
+        }
+    }
+    out
+}
+
 /// Chronological split of `n` jobs into train / validation / test fractions.
 pub fn chrono_split(n: usize, train: f64, val: f64) -> (Range, Range, Range) {
     let a = ((n as f64) * train).round() as usize;
@@ -132,6 +168,19 @@ mod tests {
         let mut bad = s.clone();
         bad.train.push((280, 320));
         assert!(!bad.disjoint(), "an overlapping window must be detected");
+        // Strided extra windows overlap training windows, never validation or test ones.
+        let extra = strided_windows(&free, &s.train, &s.validation, 64, 16);
+        assert!(!extra.is_empty());
+        let mut more = s.clone();
+        more.train.extend(extra);
+        assert!(more.disjoint(), "{more:?}");
+        let mut bad = s.clone();
+        bad.train
+            .push((s.validation[0].0 + 1, s.validation[0].1 + 1));
+        assert!(
+            !bad.disjoint(),
+            "a training window over a validation window"
+        );
     }
 
     #[test]

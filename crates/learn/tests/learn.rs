@@ -232,11 +232,25 @@ fn shipped_runtime_predictor_loads_and_predicts_within_bounds() {
 
 #[test]
 fn dataset_splits_never_overlap_evaluation_windows() {
-    let cfg = TrainConfig::default();
-    for name in ["lublin_256.swf", "lublin_256_new2"] {
+    let plain = TrainConfig::default();
+    // Strided extra training windows too (they overlap each other only).
+    let strided = TrainConfig {
+        stride: 64,
+        ..TrainConfig::default()
+    };
+    for (name, cfg) in [
+        ("lublin_256.swf", &plain),
+        ("lublin_256_new2", &plain),
+        ("lublin_256.swf", &strided),
+    ] {
         let spec = format!("swf:{}", helper::trace(name));
         let w = load_source(&spec, 0).unwrap();
-        let s = plan_splits(&spec, &w, &cfg).unwrap();
+        let s = plan_splits(&spec, &w, cfg).unwrap();
+        if cfg.stride > 0 {
+            let base = plan_splits(&spec, &w, &plain).unwrap();
+            assert!(s.train.len() > base.train.len(), "{s:?}");
+            assert_eq!(s.validation, base.validation);
+        }
         assert!(s.disjoint(), "{name}: {s:?}");
         assert!(
             !s.train.is_empty() && !s.validation.is_empty(),
@@ -726,4 +740,45 @@ fn evaluation_builds_commit_semantics_specs() {
         .unwrap()
         .to_string();
     assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn lookahead_teachers_are_never_worse_than_their_base() {
+    let cfg = TrainConfig {
+        mode: "commit-easy".into(),
+        rl_iters: 0,
+        epochs: 1,
+        ..helper::tiny(8)
+    };
+    let plain = train_sched_lm(&cfg, None).unwrap();
+    let la = train_sched_lm(
+        &TrainConfig {
+            lookahead: 2,
+            ..cfg.clone()
+        },
+        None,
+    )
+    .unwrap();
+    // The rollout algorithm keeps the base's own choice as a candidate, so the
+    // improved teacher is at most as slow on every window, both modes.
+    for key in [
+        "val_bsld_commit-easy_best_teacher",
+        "val_bsld_commit_best_teacher",
+    ] {
+        let (a, b) = (plain.card.metrics[key], la.card.metrics[key]);
+        assert!(b <= a + 1e-9, "{key}: lookahead {b} vs base {a}");
+    }
+    assert!(la.card.data.notes.iter().any(|n| n.contains("lookahead")));
+    // Only for the commit modes.
+    let err = train_sched_lm(
+        &TrainConfig {
+            lookahead: 2,
+            mode: "easy".into(),
+            ..cfg
+        },
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("lookahead") && err.contains("commit"), "{err}");
 }

@@ -21,6 +21,7 @@
 
 pub mod features;
 pub mod infer;
+mod lookahead;
 pub mod model;
 pub mod ordering;
 pub mod train;

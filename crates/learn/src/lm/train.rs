@@ -59,7 +59,7 @@ use super::model::{Batch, LmModel};
 use super::ordering::LmOrdering;
 use super::{LmShape, LmWeights, SchedLm, TASK_FEATS};
 use crate::card::{DataCard, ModelCard, KIND_SCHED_LM};
-use crate::dataset::{cut_windows, free_ranges, Splits};
+use crate::dataset::{cut_windows, free_ranges, strided_windows, Splits};
 use crate::progress::{NoProgress, Progress};
 use crate::LearnError;
 
@@ -174,6 +174,9 @@ pub struct TrainConfig {
     pub margin: usize,
     /// Jobs per training window.
     pub window: usize,
+    /// Also cut training windows starting every `stride` jobs (overlapping
+    /// each other, never a validation or evaluation window); 0 = none.
+    pub stride: usize,
     /// At most this many training windows per source (0 = all).
     pub max_windows: usize,
     /// Every n-th window goes to validation.
@@ -198,6 +201,10 @@ pub struct TrainConfig {
     /// that window's teacher's choice, adds those samples and trains
     /// `epochs` more epochs on everything gathered.
     pub dagger_rounds: usize,
+    /// Commit modes only: improve each window's best teacher by one-step
+    /// lookahead over this many of its candidates per choice (0 = off;
+    /// see `lm/lookahead.rs`); Y* is then the improved schedule's choices.
+    pub lookahead: usize,
     /// Rows per batch.
     pub batch: usize,
     /// Adam learning rate.
@@ -229,6 +236,7 @@ impl Default for TrainConfig {
             eval_seeds: vec![1],
             margin: 16,
             window: 256,
+            stride: 0,
             max_windows: 0,
             val_every: 4,
             teachers: [
@@ -243,6 +251,7 @@ impl Default for TrainConfig {
             prefix_k: 4,
             epochs: 6,
             dagger_rounds: 0,
+            lookahead: 0,
             batch: 64,
             lr: 3e-3,
             rl_iters: 30,
@@ -575,6 +584,9 @@ pub fn plan_splits(spec: &str, w: &Workload, cfg: &TrainConfig) -> Result<Splits
     test.dedup();
     let free = free_ranges(w.len(), &test, cfg.margin);
     let (mut train, validation) = cut_windows(&free, cfg.window, cfg.val_every);
+    let extra = strided_windows(&free, &train, &validation, cfg.window, cfg.stride);
+    train.extend(extra);
+    train.sort();
     if cfg.max_windows > 0 && train.len() > cfg.max_windows {
         // Keep an even spread over the trace.
         let step = train.len() as f64 / cfg.max_windows as f64;
@@ -764,6 +776,14 @@ pub fn train_sched_lm_with(
         });
     };
     let k = primary.prefix_len(cfg.prefix_k);
+    if cfg.lookahead > 0 && !matches!(primary, TrainMode::Commit { .. }) {
+        return Err(LearnError::Config {
+            field: "lookahead",
+            reason: format!(
+                "lookahead teachers are for the commit modes (commit-easy, commit), not `{primary}`"
+            ),
+        });
+    }
     let mut data = DataCard::default();
     data.notes.push(format!(
         "evaluation windows excluded: RLScheduler protocol, {} x {} jobs, seeds {:?}, margin {} jobs",
@@ -780,6 +800,14 @@ pub fn train_sched_lm_with(
             _ => "started tasks, then the EASY head",
         }
     ));
+    if cfg.lookahead > 0 {
+        data.notes.push(format!(
+            "each window's best teacher improved by one-step lookahead: per choice, its first {} \
+             candidates and SJF's, F1's and FCFS's first are each tried with the teacher \
+             finishing the window; the best is kept",
+            cfg.lookahead
+        ));
+    }
     for spec in cfg.sources.iter().filter(|s| !s.starts_with("swf:")) {
         data.notes.push(format!(
             "`{spec}` is generated with seed {} (evaluation seeds {:?} are refused for generated sources)",
@@ -829,9 +857,20 @@ pub fn train_sched_lm_with(
                             best = Some((b, t.clone(), samples));
                         }
                     }
-                    let Some((b, name, samples)) = best else {
+                    let Some((mut b, name, mut samples)) = best else {
                         continue;
                     };
+                    if let (TrainMode::Commit { easy }, true) = (mode, cfg.lookahead > 0) {
+                        let la = super::lookahead::Lookahead {
+                            workload: &win,
+                            easy,
+                            base: &name,
+                            m: cfg.lookahead,
+                            backfill_flag: mode.backfill(),
+                            max_queue: mq,
+                        };
+                        (b, samples) = la.teach()?;
+                    }
                     if which == 0 {
                         *teacher_wins.entry(format!("{name}+{mode}")).or_default() += 1;
                         train_samples.extend(samples);
