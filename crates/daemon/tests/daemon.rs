@@ -1193,9 +1193,8 @@ const VM_TEST: &str = "the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm";
 /// The daemon on a cgroup-v2-only machine (see `crates/node/tests/vm`): this whole
 /// test binary runs as root in a VM, once in the root cgroup and once alone in a
 /// systemd-style delegated service cgroup — OOM kills reported, crash recovery after
-/// `kill -9`, the state fixture, everything but the second-uid test, which needs
-/// user accounts the VM does not have (it runs on the host, above) and tests uids,
-/// not cgroups.
+/// `kill -9`, the state fixture, the second uid (the image's `/etc/passwd` has it;
+/// host `setpriv` switches to it), every test.
 #[test]
 fn the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm() {
     let vm = vm::Vm::locate().unwrap_or_else(|e| panic!("{e}"));
@@ -1206,19 +1205,14 @@ fn the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm() {
     );
     let run = vm.run(
         &exe,
-        &[
-            "--test-threads=1",
-            "--skip",
-            VM_TEST,
-            "--skip",
-            "another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task",
-        ],
+        &["--test-threads=1", "--skip", VM_TEST],
         &[
             "/bin/sh",
             "/usr/bin/tail",
             "/usr/bin/sleep",
             "/usr/bin/true",
             "/usr/bin/kill",
+            "/usr/bin/setpriv",
             daemond(),
             fixture,
         ],
@@ -1228,5 +1222,6 @@ fn the_daemon_suite_passes_under_real_cgroup_v2_in_a_vm() {
         "oom_task_is_reported_as_oom_while_others_keep_running",
         "kill_9_of_the_daemon_then_restart_accounts_for_every_task",
         "submit_wait_logs_cancel_end_to_end",
+        "another_uid_cannot_cancel_wait_on_or_read_logs_of_a_task",
     ]);
 }

@@ -176,6 +176,19 @@ impl Vm {
         ] {
             img.dir(d);
         }
+        // Accounts: root, and a second user for the tests about uids
+        // (`llmchain-test`, as the daemon suite's `second_user` would create).
+        img.data(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nllmchain-test:x:990:990::/nonexistent:/bin/false\n"
+                .to_vec(),
+            0o644,
+        );
+        img.data(
+            "etc/group",
+            b"root:x:0:\nllmchain-test:x:990:\n".to_vec(),
+            0o644,
+        );
         let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
         img.data("init", init_script(&quoted.join(" ")).into_bytes(), 0o755);
         let initrd = work.path().join("initrd.cpio");
