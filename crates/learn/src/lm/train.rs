@@ -946,44 +946,41 @@ pub fn train_sched_lm_with(
         )?,
         val: initial_val,
     });
-    imitation_epochs(
-        &model,
-        &mut opt,
-        &train_samples,
-        &val_samples,
-        cfg,
-        &mut rng,
-        progress,
-        &mut curve,
-        "imitation",
-    )?;
-    let w_imit = weights_of(&model)?;
-    let val_bsld_imit = mean_bsld(&w_imit, &val_windows, primary)?;
-    let mut best = (val_bsld_imit, model.weight_map()?, "imitation".to_string());
+    // Imitation, then each DAgger round: gather the states the model visits,
+    // labelled by the teachers, and imitate everything gathered so far.
+    let mut val_bsld_imit = f64::INFINITY;
+    let mut best: Option<(f64, super::WeightMap, String)> = None;
     let mut round_metrics = Vec::new();
-    for round in 1..=cfg.dagger_rounds {
-        let weights = weights_of(&model)?;
-        progress.phase(
-            &format!("DAgger round {round}: model rollouts"),
-            train_windows.len() as u64,
-        );
-        let mut added = 0usize;
-        for (i, tw) in train_windows.iter().enumerate() {
-            for (mode, teacher) in &tw.teachers {
-                let driver = Box::new(Scheduler::new(
-                    LmOrdering::new("lm", weights.clone()).backfill(mode.backfill()),
-                    mode.sched_mode(),
-                ));
-                let (_, samples) =
-                    teacher_rollout(teacher, &tw.workload, *mode, k, mq, Some(driver))?;
-                added += samples.len();
-                train_samples.extend(samples);
+    for round in 0..=cfg.dagger_rounds {
+        let phase = if round == 0 {
+            "imitation".to_string()
+        } else {
+            format!("DAgger round {round}")
+        };
+        if round > 0 {
+            let weights = weights_of(&model)?;
+            progress.phase(
+                &format!("{phase}: model rollouts"),
+                train_windows.len() as u64,
+            );
+            let mut added = 0usize;
+            for (i, tw) in train_windows.iter().enumerate() {
+                for (mode, teacher) in &tw.teachers {
+                    let driver = Box::new(Scheduler::new(
+                        LmOrdering::new("lm", weights.clone()).backfill(mode.backfill()),
+                        mode.sched_mode(),
+                    ));
+                    let (_, samples) =
+                        teacher_rollout(teacher, &tw.workload, *mode, k, mq, Some(driver))?;
+                    added += samples.len();
+                    train_samples.extend(samples);
+                }
+                progress.step(i as u64 + 1, "");
             }
-            progress.step(i as u64 + 1, "");
+            progress.finish(&format!(
+                "{added} states the model visited, labelled by the teachers"
+            ));
         }
-        progress.finish(&format!(
-            "{added} states the model visited, labelled by the teachers"
-        ));
         imitation_epochs(
             &model,
             &mut opt,
@@ -993,15 +990,20 @@ pub fn train_sched_lm_with(
             &mut rng,
             progress,
             &mut curve,
-            &format!("DAgger round {round}"),
+            &phase,
         )?;
         let v = mean_bsld(&weights_of(&model)?, &val_windows, primary)?;
-        tracing::info!(round, added, val_bsld = v, "DAgger");
-        round_metrics.push((format!("val_bsld_{primary}_after_dagger_{round}"), v));
-        if v < best.0 {
-            best = (v, model.weight_map()?, format!("DAgger round {round}"));
+        if round == 0 {
+            val_bsld_imit = v;
+        } else {
+            tracing::info!(round, val_bsld = v, "DAgger");
+            round_metrics.push((format!("val_bsld_{primary}_after_dagger_{round}"), v));
+        }
+        if best.as_ref().map_or(true, |b| v < b.0) {
+            best = Some((v, model.weight_map()?, phase));
         }
     }
+    let best = best.expect("at least the imitation round ran");
 
     // Policy-gradient phase.
     let mut reward_sum = 0.0;
