@@ -1,5 +1,5 @@
 //! End-to-end tests of the `llmchain` binary's simulator commands (`sim`,
-//! `demo`): real workloads, real policies, the real binary.
+//! `demo`, and `train`'s refusal of bad input): real workloads, real policies, the real binary.
 
 use std::path::{Path, PathBuf};
 
@@ -144,6 +144,25 @@ fn sim_plot_writes_svgs() {
         let svg = std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("tetris"), "{f}");
     }
+}
+
+#[test]
+fn train_refuses_an_unknown_mode_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    llmchain()
+        .args(["train", "sched-lm", "--mode", "sideways", "--json", "--out"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("sideways")
+                .and(predicate::str::contains("commit-easy"))
+                .and(predicate::str::contains("mode")),
+        );
+    assert!(
+        !dir.path().join("weights.safetensors").exists(),
+        "nothing is written for a refused configuration"
+    );
 }
 
 #[test]

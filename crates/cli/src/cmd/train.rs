@@ -1,7 +1,7 @@
 //! `llmchain train`: train a model of the learning module and save it in the
 //! registry (`models/<name>/`: card.json, weights.safetensors, curve.csv/svg).
 //!
-//! * `llmchain train sched-lm [--config FILE] [--out DIR] [--seed S]` — the
+//! * `llmchain train sched-lm [--config FILE] [--out DIR] [--seed S] [--mode M]` — the
 //!   scheduling LM (see `llmchain_learn::lm::train` for the objective and teacher).
 //! * `llmchain train runtime [--out DIR]` — the runtime predictor study
 //!   (HPC2N excerpt and NASA traces) and the shipped `runtime-hpc2n` model.
@@ -31,6 +31,13 @@ pub struct Args {
     /// Override the configuration's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// sched-lm: override the configuration's mode — the start semantics the
+    /// model is trained for: easy, greedy, strict (this simulator's
+    /// scheduler), or commit-easy, commit (RLScheduler's; use the model as
+    /// `lm:NAME+commit-easy`).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 
     /// Machine-readable output: the metrics as JSON on stdout, no progress bars
     /// (bars are also hidden when stderr is not a terminal).
@@ -63,6 +70,9 @@ pub fn run(args: Args) -> Result<()> {
             let mut cfg: TrainConfig = read_config(args.config.as_deref())?;
             if let Some(s) = args.seed {
                 cfg.seed = s;
+            }
+            if let Some(m) = args.mode {
+                cfg.mode = m;
             }
             let out = announce_out(args.out, &cfg.name, cfg.seed);
             let mut bars = super::bars::Bars::new(args.json);
