@@ -393,8 +393,9 @@ mod tests {
     fn the_order_is_asked_once_per_choice_on_the_state_after_earlier_starts() {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut p = Committed::new(Box::new(Spy { seen: seen.clone() }), false).unwrap();
-        seen.lock().unwrap().clear(); // `new` probes with an empty snapshot
-                                      // 4 CPUs free: 1 (2 CPUs) starts, 2 (1 CPU) starts, 3 (4 CPUs) is committed.
+        // `new` probes with an empty snapshot.
+        seen.lock().unwrap().clear();
+        // 4 CPUs free: 1 (2 CPUs) starts, 2 (1 CPU) starts, 3 (4 CPUs) is committed.
         let nodes = [node(0, 4, 4)];
         let q = [
             task(1, 0, 2, Some(50), 0),
