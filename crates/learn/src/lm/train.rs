@@ -624,8 +624,8 @@ fn make_batch(samples: &[&Sample], k: usize, mq: usize, weights: &[f32]) -> Batc
     b
 }
 
-/// `cfg.epochs` epochs of pointer NLL over `samples` (shuffled minibatches),
-/// one curve point per epoch (steps numbered on from the last imitation point).
+/// `cfg.epochs` epochs of pointer NLL over `samples` (shuffled minibatches,
+/// prefixes of at most `k` steps), one curve point per epoch (steps numbered on from the last imitation point).
 #[allow(clippy::too_many_arguments)]
 fn imitation_epochs(
     model: &LmModel,
@@ -633,12 +633,13 @@ fn imitation_epochs(
     samples: &[Sample],
     val_samples: &[Sample],
     cfg: &TrainConfig,
+    k: usize,
     rng: &mut ChaCha8Rng,
     progress: &mut dyn Progress,
     curve: &mut Vec<CurvePoint>,
     phase: &str,
 ) -> Result<(), LearnError> {
-    let (k, mq) = (cfg.prefix_k, model.shape.max_queue);
+    let mq = model.shape.max_queue;
     let step0 = curve.iter().filter(|c| c.phase == "imitation").count() - 1;
     let mut order: Vec<usize> = (0..samples.len()).collect();
     let batches = order.len().div_ceil(cfg.batch);
@@ -987,6 +988,7 @@ pub fn train_sched_lm_with(
             &train_samples,
             &val_samples,
             cfg,
+            k,
             &mut rng,
             progress,
             &mut curve,
