@@ -4,7 +4,7 @@
 //!
 //! Jobs are in submission order, so disjoint job-index ranges are disjoint in
 //! submit time. Evaluation windows follow the RLScheduler protocol
-//! ([`llmchain_sim::sample`]: `n` windows of `len` jobs from seeded random
+//! ([`llmchain_sim::sample()`]: `n` windows of `len` jobs from seeded random
 //! starts); training windows are cut from what they leave free, with a
 //! `margin` of jobs kept away from every evaluation window.
 

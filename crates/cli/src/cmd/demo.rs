@@ -32,7 +32,7 @@ pub struct Args {
 
 /// Heuristics the kernel is compared with. The kernel itself is always first:
 /// `kernel:smollm2,q8` when the SmolLM2 weights have been fetched, else the
-/// builtin kernel (see [`kernel_spec`]).
+/// builtin kernel (see [`SMOLLM2_SPEC`] and [`run`]).
 const DEFAULT_POLICIES: &str = "kernel,fcfs,sjf,sjf+easy,f1+easy,tetris,packer,bestfit,drf,random";
 
 /// The LLM kernel spec the demo uses when the SmolLM2 weights are present.

@@ -51,7 +51,7 @@ impl EstimateSource {
     }
 }
 
-/// See the [module docs](self).
+/// See the docs of `crates/learn/src/runtime/policy.rs` for how estimates are rewritten.
 pub struct PredictedEstimates<P: Policy> {
     inner: P,
     name: String,
@@ -93,7 +93,7 @@ impl<P: Policy> PredictedEstimates<P> {
 
     /// Wrap `inner` for a driver that has no job list: each task's record is
     /// built from the snapshot when it is first seen waiting (see the
-    /// [module docs](self) for what the predictor then sees), and user
+    /// docs of `crates/learn/src/runtime/policy.rs` for what the predictor then sees), and user
     /// histories start empty.
     pub fn from_snapshots(inner: P, source: EstimateSource) -> Self {
         let mut p = Self::new(inner, source, Vec::new(), UserHistory::default());
