@@ -79,7 +79,8 @@ bestfit, random and modes strict (default for fcfs/sjf/wfp3/unicep/f1: the head 
 Trained models: lm:NAME[+MODE] (models/NAME, e.g. lm:sched-lm+easy). Wrappers: SPEC+pred (runtime
 estimates from the shipped predictor), SPEC+commit / SPEC+commit-easy (the RLScheduler simulator's
 semantics over SPEC's order: commit to the first task until it starts; -easy backfills in FCFS
-order what ends before it). Kernels: kernel, kernel:auto, kernel:smollm2,q8, kernel:openai=URL,...
+order what ends before it; lm:sched-lm-commit+commit-easy is the model trained for it). Kernels:
+kernel, kernel:auto, kernel:smollm2,q8, kernel:openai=URL,...
 
 Metrics are per task: wait = start - submit, turnaround = end - submit, slowdown = turnaround/run,
 bounded slowdown = max(1, turnaround / max(run, 10 s)); each table cell is the mean over sequences.
