@@ -12,8 +12,9 @@
 //! the order once per choice, so the i-th `queue_order` call is the i-th
 //! choice in every run.
 //!
-//! Cost: (choices × candidates) simulations of the window; for 256-job
-//! windows about a second each on one core.
+//! Cost: (choices × candidates) simulations of the window — for 256-job
+//! windows a fraction of a second each (the `sched-lm-commit` recipe with
+//! `lookahead: 3` trains in 12 s instead of 8 s).
 
 use std::sync::{Arc, Mutex};
 
